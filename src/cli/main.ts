@@ -1,0 +1,134 @@
+/**
+ * The CLI edge: parses argv with commander, runs one command, maps every
+ * error to a one-line message and an exit code in one place. The only
+ * module that calls process.exit.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { VmdeskError } from '../errors.js';
+import { runAgent } from '../daemon/agent.js';
+import { ensureRuntimeDir } from '../daemon/runtime-dir.js';
+import { VERSION } from '../daemon/version.js';
+import { forwardCommand, type ForwardOptions } from './commands/forward.js';
+import { psCommand, stopCommand } from './commands/ps.js';
+import { demoCommand } from './commands/demo.js';
+import { EXIT } from './exit-codes.js';
+import { reportError } from './output.js';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+function stopSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve('interrupted'));
+    process.once('SIGTERM', () => resolve('terminated'));
+    process.once('SIGHUP', () => resolve('hang-up'));
+  });
+}
+
+function buildProgram(run: (p: Promise<number>) => void): Command {
+  const program = new Command();
+  program
+    .name('vmdesk')
+    .description('Reach the desktops of KVM/libvirt VMs behind firewalls and SSH jump hosts.')
+    .version(VERSION, '-V, --version')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  const agentCommand = [process.execPath, ...process.execArgv, process.argv[1]!, '__agent'];
+
+  program
+    .command('forward')
+    .summary('forward local ports to a host through SSH hops (like ssh -L, one connection)')
+    .description(
+      'Forward local ports to DEST (an ssh_config alias or [user@]host[:port]) through its SSH hops.\n' +
+        'All forwards share one SSH connection per hop; a channel opens only when a local client connects.\n\n' +
+        'SPEC forms (as ssh -L):\n' +
+        '  5900                     local 5900 -> 127.0.0.1:5900 on DEST\n' +
+        '  5900-6000                every port of the range, same number on both sides\n' +
+        '  LPORT:RHOST:RPORT        RHOST as seen from DEST (e.g. 3389:192.168.122.217:3389)\n' +
+        '  BIND:LPORT:RHOST:RPORT   listen on BIND instead of 127.0.0.1\n' +
+        '  LPORT:/path/to.sock      a unix socket on DEST (e.g. a VNC socket)',
+    )
+    .argument('<dest>', 'ssh_config alias or [user@]host[:port]')
+    .argument('<spec...>', 'what to forward (see above)')
+    .option('-l, --login <user>', 'user on DEST (like ssh -l)')
+    .option('-p, --port <port>', 'SSH port of DEST')
+    .option('-i, --identity <file>', 'identity file (repeatable)', collect)
+    .option('-J, --jump <hops>', 'jump hosts, comma-separated: [user@]host[:port],... (like ssh -J)')
+    .option('-F, --config <file>', 'ssh_config file to use instead of ~/.ssh/config')
+    .option('-d, --detach', 'run in the background agent and return once every listener is up (like ssh -N -f)')
+    .option('--bind <address>', 'local address to listen on', '127.0.0.1')
+    .option('--auto-port', 'if a local port is taken, use the next free one and print the mapping')
+    .option('--accept-new-host-key', 'trust and record unknown host keys (never changed ones)')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', '\nExamples:\n  vmdesk forward -d kvmhost 5900\n  vmdesk forward -d kvmhost 5900-6000\n  vmdesk forward -J jump labuser@192.168.0.2 3389:192.168.122.217:3389')
+    .action((dest: string, specs: string[], opts: ForwardOptions) => run(forwardCommand(dest, specs, opts, { agentCommand, stopSignal: stopSignal() })));
+
+  program
+    .command('ps')
+    .description('list background tunnels: hops and their state, forwards, connections, bytes')
+    .option('--json', 'machine-readable output')
+    .action((opts: { json?: boolean }) => run(psCommand(opts)));
+
+  program
+    .command('stop')
+    .description('stop background tunnels by id (see vmdesk ps)')
+    .argument('[id...]', 'tunnel ids')
+    .option('--all', 'stop every tunnel')
+    .option('--json', 'machine-readable output')
+    .action((ids: string[], opts: { all?: boolean; json?: boolean }) => run(stopCommand(ids, opts)));
+
+  program
+    .command('demo')
+    .description('what `npm start` runs: the guided tour (an embedded demo site comes with the browser console)')
+    .action(() => run(demoCommand()));
+
+  program.addCommand(
+    new Command('__agent').description('internal: the background agent').action(() =>
+      run(
+        (async () => {
+          const dir = ensureRuntimeDir();
+          const log = (l: string) => process.stdout.write(`${new Date().toISOString()} ${l}\n`);
+          const ok = await runAgent({ dir, log });
+          return ok ? 0 : EXIT.AGENT;
+        })(),
+      ),
+    ),
+    { hidden: true },
+  );
+  program.addOption(new Option('--debug', 'print stack traces of internal errors').hideHelp());
+  return program;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const json = argv.includes('--json');
+  let pending: Promise<number> | undefined;
+  const program = buildProgram((p) => {
+    pending = p;
+  });
+  try {
+    await program.parseAsync(argv);
+    if (!pending) return 0;
+    return await pending;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      if (err.exitCode === 0) return 0;
+      return json ? reportError(new VmdeskError('USAGE', err.message.replace(/^error: /, '')), true) : EXIT.USAGE;
+    }
+    return reportError(err, json);
+  }
+}
+
+main(process.argv).then(
+  (code) => {
+    process.exitCode = code;
+    // Forwards and agents end by closing their handles; a foreground command that finished has none left,
+    // but an ssh2 socket in TIME_WAIT must not keep a finished command alive.
+    setImmediate(() => process.exit(code));
+  },
+  (err: unknown) => {
+    process.stderr.write(`vmdesk: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(EXIT.INTERNAL);
+  },
+);

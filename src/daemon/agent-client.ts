@@ -1,0 +1,127 @@
+/**
+ * The CLI's side of the agent: connect to the control socket, start the
+ * agent when none answers, replace one from another build, and relay the
+ * agent's questions (passphrases, host keys) to the person at the terminal.
+ */
+import net from 'node:net';
+import { spawn } from 'node:child_process';
+import { openSync, closeSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { VmdeskError, errorFromJSON } from '../errors.js';
+import type { Prompter } from '../ssh/prompter.js';
+import type { HelloResult } from './agent.js';
+import { PROTOCOL_VERSION, readMessages, writeMessage, type ControlMessage } from './control-protocol.js';
+import { agentLogPath, agentSocketPath, ensureRuntimeDir } from './runtime-dir.js';
+import { BUILD_ID } from './version.js';
+
+export interface AgentClientOptions {
+  /** argv that starts the agent (e.g. [node, main.js, '__agent']); without it no agent is started. */
+  agentCommand?: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Told when an agent from another build is replaced. */
+  onNotice?: (line: string) => void;
+}
+
+interface Pending {
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  prompter: Prompter | undefined;
+}
+
+/** A connection to the agent. */
+export class AgentClient {
+  private seq = 0;
+  private readonly pending = new Map<number, Pending>();
+
+  private constructor(private readonly sock: net.Socket) {
+    readMessages(
+      sock,
+      (m) => this.onMessage(m),
+      (err) => this.failAll(err),
+    );
+    sock.on('close', () => this.failAll(new VmdeskError('AGENT_UNAVAILABLE', 'the vmdesk agent closed the connection', { hint: 'see the agent log in the runtime directory' })));
+    sock.on('error', () => {});
+  }
+
+  /** Connect to the running agent, or start one (when allowed). Returns undefined if none runs and `start` is false. */
+  static async connect(opts: AgentClientOptions & { start: boolean }): Promise<AgentClient | undefined> {
+    const env = opts.env ?? process.env;
+    const dir = ensureRuntimeDir(env);
+    const path = agentSocketPath(dir);
+    let client = await AgentClient.tryConnect(path);
+    if (client) {
+      const hello = (await client.request('hello', {})) as HelloResult;
+      if (hello.build === BUILD_ID && hello.protocol === PROTOCOL_VERSION) return client;
+      // Another build answers: ask it to go (its tunnels end with it), then start ours.
+      opts.onNotice?.(`replacing vmdesk agent ${hello.build} (pid ${hello.pid}) with ${BUILD_ID}`);
+      await client.request('shutdown', {}).catch(() => {});
+      client.close();
+      for (let i = 0; i < 50 && (await AgentClient.tryConnect(path).then((c) => (c?.close(), c !== undefined))); i++) await sleep(100);
+      client = undefined;
+    }
+    if (!opts.start || !opts.agentCommand) return undefined;
+    const [cmd, ...args] = opts.agentCommand;
+    const logFd = openSync(agentLogPath(dir), 'a', 0o600);
+    try {
+      const child = spawn(cmd!, args, { detached: true, stdio: ['ignore', logFd, logFd], env: { ...env, VMDESK_RUNTIME_DIR: dir } });
+      child.unref();
+    } finally {
+      closeSync(logFd);
+    }
+    for (let i = 0; i < 100; i++) {
+      client = await AgentClient.tryConnect(path);
+      if (client) return client;
+      await sleep(50);
+    }
+    throw new VmdeskError('AGENT_UNAVAILABLE', `the vmdesk agent did not start (no answer on ${path})`, { hint: `see ${agentLogPath(dir)}` });
+  }
+
+  private static tryConnect(path: string): Promise<AgentClient | undefined> {
+    return new Promise((resolve) => {
+      const sock = net.connect(path);
+      sock.once('connect', () => {
+        sock.removeAllListeners('error');
+        resolve(new AgentClient(sock));
+      });
+      sock.once('error', () => resolve(undefined));
+    });
+  }
+
+  /** Send one request; `prompter` answers the agent's questions meanwhile. */
+  request(method: string, params: unknown, prompter?: Prompter): Promise<unknown> {
+    const id = ++this.seq;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, prompter });
+      writeMessage(this.sock, { id, method, params } as ControlMessage);
+    });
+  }
+
+  close(): void {
+    this.sock.end();
+  }
+
+  private onMessage(m: ControlMessage): void {
+    const p = typeof m.id === 'number' ? this.pending.get(m.id) : undefined;
+    if (!p) return;
+    if (m.prompt) {
+      const q = m.prompt as { pid: number; question: string; echo: boolean };
+      if (!p.prompter) {
+        writeMessage(this.sock, { answer: { pid: q.pid, error: 'no terminal' } });
+        return;
+      }
+      p.prompter.ask(q.question, { echo: q.echo }).then(
+        (text) => writeMessage(this.sock, { answer: { pid: q.pid, text } }),
+        (err: Error) => writeMessage(this.sock, { answer: { pid: q.pid, error: err.message } }),
+      );
+      return;
+    }
+    this.pending.delete(m.id!);
+    if (m.error) p.reject(errorFromJSON(m.error as Record<string, never>));
+    else p.resolve(m.result);
+  }
+
+  private failAll(err: Error): void {
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * A small in-process SSH server on ssh2: password and public-key auth,
+ * direct-tcpip and direct-streamlocal forwarding to what it can reach, and
+ * exec through a handler. The demo site runs two of them (jump host and
+ * hypervisor); the integration tests use them as fast stand-ins. Never used
+ * by a real code path.
+ */
+import net from 'node:net';
+import { timingSafeEqual } from 'node:crypto';
+import ssh2 from 'ssh2';
+import type { Connection, ParsedKey, ServerChannel } from 'ssh2';
+
+const { Server, utils } = ssh2;
+
+export interface ExecContext {
+  command: string;
+  user: string;
+  stdout: (data: string | Buffer) => void;
+  stderr: (data: string | Buffer) => void;
+}
+export type ExecHandler = (ctx: ExecContext) => Promise<number> | number;
+
+export interface DemoSshServerOptions {
+  host?: string;
+  port?: number;
+  user: string;
+  password?: string;
+  /** Public keys (OpenSSH text or parsed) allowed to log in as `user`. */
+  authorizedKeys?: (string | Buffer)[];
+  /** Host private key (OpenSSH PEM); a fresh ed25519 key when omitted. */
+  hostKey?: string;
+  allowForwarding?: boolean;
+  exec?: ExecHandler;
+  /** Refuse direct-tcpip to anything but these hosts (undefined = anything). */
+  forwardHosts?: string[];
+}
+
+/** Generate an ed25519 key pair in OpenSSH formats. */
+export function generateEd25519(comment = 'vmdesk'): { privateKey: string; publicKey: string } {
+  const kp = utils.generateKeyPairSync('ed25519', { comment });
+  return { privateKey: kp.private, publicKey: kp.public };
+}
+
+function parsedPublic(key: string | Buffer): ParsedKey {
+  const parsed = utils.parseKey(key);
+  if (parsed instanceof Error) throw parsed;
+  return Array.isArray(parsed) ? parsed[0]! : parsed;
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const ab = Buffer.from(a);
+  const bb = Buffer.from(b);
+  return ab.length === bb.length && timingSafeEqual(ab, bb);
+}
+
+/** An SSH server running in this process. */
+export class DemoSshServer {
+  readonly hostKey: string;
+  /** The host public key in SSH wire format (as known_hosts stores it, base64-decoded). */
+  readonly hostPublicKey: Buffer;
+  private server: InstanceType<typeof Server> | undefined;
+  private readonly connections = new Set<Connection>();
+  private readonly sockets = new Set<net.Socket>();
+  private readonly allowed: ParsedKey[];
+  private boundPort = 0;
+  /** Counters for tests: authentication attempts and channels opened. */
+  readonly counters = { authAttempts: 0, channels: 0, activeChannels: 0 };
+
+  constructor(private readonly opts: DemoSshServerOptions) {
+    this.hostKey = opts.hostKey ?? generateEd25519('host').privateKey;
+    const parsed = utils.parseKey(this.hostKey);
+    if (parsed instanceof Error) throw parsed;
+    this.hostPublicKey = (Array.isArray(parsed) ? parsed[0]! : parsed).getPublicSSH();
+    this.allowed = (opts.authorizedKeys ?? []).map(parsedPublic);
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  /** SSH connections currently open to this server. */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  get host(): string {
+    return this.opts.host ?? '127.0.0.1';
+  }
+
+  /** Start listening (again, on the same port after stop()). */
+  async start(): Promise<number> {
+    const server = new Server({ hostKeys: [this.hostKey] }, (client) => this.onClient(client));
+    this.server = server;
+    const port = this.boundPort || this.opts.port || 0;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, this.host, () => resolve());
+    });
+    this.boundPort = (server.address() as net.AddressInfo).port;
+    return this.boundPort;
+  }
+
+  /** Stop listening and drop every connection (as if sshd died). */
+  async stop(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    for (const c of this.connections) c.end();
+    this.connections.clear();
+    const server = this.server;
+    this.server = undefined;
+    if (server) await new Promise<void>((r) => server.close(() => r()));
+  }
+
+  private onClient(client: Connection): void {
+    this.connections.add(client);
+    client.on('close', () => this.connections.delete(client));
+    client.on('error', () => {});
+    client.on('authentication', (ctx) => {
+      this.counters.authAttempts++;
+      if (ctx.username !== this.opts.user) return ctx.reject();
+      if (ctx.method === 'password' && this.opts.password !== undefined) {
+        return safeEqual(ctx.password, this.opts.password) ? ctx.accept() : ctx.reject();
+      }
+      if (ctx.method === 'publickey') {
+        const match = this.allowed.find((k) => k.type === ctx.key.algo && k.getPublicSSH().equals(ctx.key.data));
+        if (!match) return ctx.reject();
+        if (!ctx.signature) return ctx.accept(); // RFC 4252 s7: the "would you accept this key" query
+        return match.verify(ctx.blob!, ctx.signature, ctx.hashAlgo) === true ? ctx.accept() : ctx.reject();
+      }
+      const methods: ('password' | 'publickey')[] = [];
+      if (this.opts.password !== undefined) methods.push('password');
+      if (this.allowed.length) methods.push('publickey');
+      return ctx.reject(methods);
+    });
+    client.on('ready', () => {
+      client.on('tcpip', (accept, reject, info) => {
+        if (this.opts.allowForwarding === false) return reject();
+        if (this.opts.forwardHosts && !this.opts.forwardHosts.includes(info.destIP)) return reject();
+        const sock = net.connect(info.destPort, info.destIP);
+        this.pipeChannel(sock, accept, reject);
+      });
+      client.on('openssh.streamlocal', (accept, reject, info) => {
+        if (this.opts.allowForwarding === false) return reject();
+        const sock = net.connect(info.socketPath);
+        this.pipeChannel(sock, accept, reject);
+      });
+      client.on('session', (acceptSession) => {
+        const session = acceptSession();
+        session.on('exec', (acceptExec, rejectExec, info) => {
+          if (!this.opts.exec) return rejectExec?.();
+          const ch = acceptExec();
+          Promise.resolve(
+            this.opts.exec({ command: info.command, user: this.opts.user, stdout: (d) => ch.write(d), stderr: (d) => ch.stderr.write(d) }),
+          ).then(
+            (code) => {
+              ch.exit(code);
+              ch.end();
+            },
+            (err: Error) => {
+              ch.stderr.write(`${err.message}\n`);
+              ch.exit(1);
+              ch.end();
+            },
+          );
+        });
+      });
+    });
+  }
+
+  private pipeChannel(sock: net.Socket, accept: () => ServerChannel, reject: () => void): void {
+    this.sockets.add(sock);
+    sock.once('close', () => this.sockets.delete(sock));
+    sock.once('error', () => reject());
+    sock.once('connect', () => {
+      sock.removeAllListeners('error');
+      const ch = accept();
+      this.counters.channels++;
+      this.counters.activeChannels++;
+      let done = false;
+      const closed = () => {
+        if (done) return;
+        done = true;
+        this.counters.activeChannels--;
+      };
+      const fail = () => {
+        sock.destroy();
+        ch.destroy();
+      };
+      // pipe() carries each side's EOF to the other (half-close), so buffered bytes are not lost.
+      sock.pipe(ch).pipe(sock);
+      sock.on('error', fail);
+      ch.on('error', fail);
+      ch.on('close', () => {
+        sock.destroy();
+        closed();
+      });
+    });
+  }
+}

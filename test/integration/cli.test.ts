@@ -1,0 +1,132 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, existsSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { randomBytes } from 'node:crypto';
+import { echoRoundTrip, knownHostsEntry, sha256, startSite, writeConfig, type Site } from './harness.js';
+import { freePort } from './free-port.js';
+
+const MAIN = resolve(import.meta.dirname, '../../src/cli/main.ts');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function vmdesk(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
+  return new Promise((resolveRun) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolveRun({ code, stdout, stderr }));
+  });
+}
+
+describe('the vmdesk CLI against in-process SSH servers', () => {
+  let site: Site;
+  let env: NodeJS.ProcessEnv;
+  before(async () => {
+    site = await startSite();
+    const runtime = mkdtempSync(join(tmpdir(), 'vmdesk-rt-'));
+    env = { ...process.env, VMDESK_RUNTIME_DIR: runtime, SSH_AUTH_SOCK: '', SSH_ASKPASS: '' };
+  });
+  after(async () => {
+    await vmdesk(['stop', '--all'], env);
+    await site.close();
+  });
+
+  it('detaches a forward, lists it, shares one connection across tunnels, and stops it', async () => {
+    const p1 = await freePort();
+    const p2 = await freePort();
+    const r1 = await vmdesk(['forward', '-d', '-F', site.configFile, 'target', `${p1}:127.0.0.1:${site.echoPort}`], env);
+    assert.equal(r1.code, 0, r1.stderr);
+    const payload = randomBytes(300 * 1024);
+    assert.equal(await echoRoundTrip(p1, payload), sha256(payload));
+    const r2 = await vmdesk(['forward', '-d', '--json', '-F', site.configFile, 'target', `${p2}:127.0.0.1:${site.echoPort}`], env);
+    assert.equal(r2.code, 0, r2.stderr);
+    const info = JSON.parse(r2.stdout) as { id: string; forwards: { localPort: number }[] };
+    assert.equal(info.forwards[0]!.localPort, p2);
+    assert.equal(await echoRoundTrip(p2, payload), sha256(payload));
+    // Both tunnels ride one chain: one SSH connection to the jump.
+    assert.equal(site.jump.connectionCount, 1);
+    const ps = await vmdesk(['ps', '--json'], env);
+    assert.equal(ps.code, 0, ps.stderr);
+    const tunnels = JSON.parse(ps.stdout) as { id: string; state: string; hops: { label: string; state: string }[]; forwards: { total: number; active: number }[] }[];
+    assert.equal(tunnels.length, 2);
+    for (const t of tunnels) {
+      assert.equal(t.state, 'up');
+      assert.deepEqual(t.hops.map((h) => h.label), ['jump', 'target']);
+      assert.equal(t.forwards[0]!.total, 1);
+      assert.equal(t.forwards[0]!.active, 0);
+    }
+    const stop = await vmdesk(['stop', '--all'], env);
+    assert.equal(stop.code, 0, stop.stderr);
+    // The agent holds nothing now, so it exits and its socket goes away.
+    const sock = join(env.VMDESK_RUNTIME_DIR!, 'agent.sock');
+    for (let i = 0; i < 100 && existsSync(sock); i++) await sleep(100);
+    assert.equal(existsSync(sock), false, 'agent exited when idle');
+    for (let i = 0; i < 50 && site.jump.connectionCount > 0; i++) await sleep(100);
+    assert.equal(site.jump.connectionCount, 0);
+  });
+
+  it('exits 2 on a bad port spec before connecting', async () => {
+    const before = site.jump.counters.authAttempts;
+    const r = await vmdesk(['forward', '-d', '-F', site.configFile, 'target', '6000-5900'], env);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /PORT_SPEC_INVALID/);
+    assert.equal(site.jump.counters.authAttempts, before);
+  });
+
+  it('exits 3 when the local port is taken, and --auto-port moves it', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const r = await vmdesk(['forward', '-d', '--json', '-F', site.configFile, 'target', `${port}:127.0.0.1:${site.echoPort}`], env);
+      assert.equal(r.code, 3, r.stderr);
+      assert.equal((JSON.parse(r.stdout) as { error: { code: string } }).error.code, 'PORT_IN_USE');
+      const r2 = await vmdesk(['forward', '-d', '--json', '--auto-port', '-F', site.configFile, 'target', `${port}:127.0.0.1:${site.echoPort}`], env);
+      assert.equal(r2.code, 0, r2.stderr);
+      const moved = (JSON.parse(r2.stdout) as { forwards: { localPort: number }[] }).forwards[0]!.localPort;
+      assert.notEqual(moved, port);
+      assert.equal(await echoRoundTrip(moved, Buffer.from('moved')), sha256(Buffer.from('moved')));
+    } finally {
+      taken.close();
+      await vmdesk(['stop', '--all'], env);
+    }
+  });
+
+  it('exits 4 on an unknown host key and 5 on a changed one', async () => {
+    const kh = join(site.dir, 'kh_cli');
+    writeFileSync(kh, `${knownHostsEntry(site.jump.port, site.jump.hostPublicKey)}\n`);
+    const cfg = join(site.dir, 'cfg_cli');
+    writeConfig(cfg, { jumpPort: site.jump.port, targetPort: site.target.port, keyFile: site.keyFile, knownHosts: kh });
+    const unknown = await vmdesk(['forward', '-d', '-F', cfg, 'target', `${await freePort()}:127.0.0.1:${site.echoPort}`], env);
+    assert.equal(unknown.code, 4, unknown.stderr);
+    assert.match(unknown.stderr, /--accept-new-host-key/);
+    writeFileSync(kh, `${knownHostsEntry(site.jump.port, site.jump.hostPublicKey)}\n${knownHostsEntry(site.target.port, site.jump.hostPublicKey)}\n`);
+    const changed = await vmdesk(['forward', '-d', '-F', cfg, 'target', `${await freePort()}:127.0.0.1:${site.echoPort}`], env);
+    assert.equal(changed.code, 5, changed.stderr);
+    assert.match(changed.stderr, /ssh-keygen -R/);
+  });
+
+  it('runs in the foreground until interrupted', async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'forward', '-F', site.configFile, 'target', `${port}:127.0.0.1:${site.echoPort}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    for (let i = 0; i < 200 && !out.includes('Ctrl-C'); i++) await sleep(50);
+    assert.match(out, new RegExp(`127\\.0\\.0\\.1:${port}`));
+    assert.equal(await echoRoundTrip(port, Buffer.from('fg')), sha256(Buffer.from('fg')));
+    const exited = new Promise<number | null>((r) => child.on('close', r));
+    child.kill('SIGINT');
+    assert.equal(await exited, 0);
+  });
+});
