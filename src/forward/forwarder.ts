@@ -96,7 +96,7 @@ interface Connection {
 
 type State = 'new' | 'binding' | 'listening' | 'closed';
 
-/** Listens on every spec's local port and forwards each connection through its own lazily opened channel. */
+/** Listens on every spec's local port (0 picks a free one) and forwards each connection through its own lazily opened channel. */
 export class Forwarder extends EventEmitter<ForwarderEvents> {
   readonly #listeners: Listener[];
   readonly #opener: ChannelOpener;
@@ -136,7 +136,7 @@ export class Forwarder extends EventEmitter<ForwarderEvents> {
 
   /** Binds every listener in parallel, all or nothing (like ExitOnForwardFailure); throws PORT_IN_USE or LISTEN_FAILED. */
   async listen(): Promise<ForwardStats[]> {
-    if (this.#state !== 'new') throw new VmdeskError('INTERNAL', `Forwarder.listen() called twice (state: ${this.#state})`);
+    if (this.#state !== 'new') throw new VmdeskError('INTERNAL', `Forwarder.listen() may be called once, on a new forwarder (this one is ${this.#state})`);
     this.#state = 'binding';
     // Ports other specs asked for: autoPort never moves a forward onto one of them.
     const reserved = new Set(this.#listeners.map((l) => l.spec.localPort).filter((port) => port !== 0));
@@ -145,7 +145,9 @@ export class Forwarder extends EventEmitter<ForwarderEvents> {
     // close() may have run while the binds were in flight.
     const wasClosed = this.#isClosed();
     if (failure !== undefined || wasClosed) {
-      this.#state = 'closed';
+      // Also ends connections an early-bound listener may have accepted meanwhile; the second
+      // sweep catches servers whose bind completed after a concurrent close() had run.
+      await this.close();
       await Promise.all(this.#listeners.map((l) => closeServer(l.server)));
       if (failure !== undefined) throw failure.reason;
       throw new VmdeskError('INTERRUPTED', 'the forwarder was closed while its listeners were being bound');
@@ -282,6 +284,7 @@ export class Forwarder extends EventEmitter<ForwarderEvents> {
     const timer = setTimeout(() => {
       if (isSettled) return;
       isSettled = true;
+      if (this.#state === 'closed' || conn.isLocalClosed) return;
       this.#openFailed(
         conn,
         new VmdeskError('SSH_HOP_TIMEOUT', `no channel to ${formatForwardTarget(target)} within ${this.#openTimeoutMs} ms`, {
@@ -301,20 +304,22 @@ export class Forwarder extends EventEmitter<ForwarderEvents> {
     opening.then(
       (channel) => {
         // Too late (timed out, client gone, forwarder closed): the channel has no one to serve.
-        if (isSettled || conn.isLocalClosed || this.#state === 'closed') {
+        const isTooLate = isSettled || conn.isLocalClosed || this.#state === 'closed';
+        isSettled = true;
+        clearTimeout(timer);
+        if (isTooLate) {
           channel.on('error', () => {});
           channel.destroy();
           return;
         }
-        isSettled = true;
-        clearTimeout(timer);
         this.#attach(conn, channel);
       },
       (err: unknown) => {
         if (isSettled) return;
         isSettled = true;
         clearTimeout(timer);
-        if (this.#state === 'closed') {
+        // The forwarder is shutting down or the client is already gone: nobody to report the failure to.
+        if (this.#state === 'closed' || conn.isLocalClosed) {
           conn.local.destroy();
           return;
         }

@@ -67,11 +67,25 @@ export interface ExecResult {
 
 const EXEC_OUTPUT_LIMIT_BYTES = 64 * 1024 * 1024;
 
+/**
+ * Bytes a hop's transport may hold in user space before channel writers are
+ * told to wait. ssh2 writes packets to its socket without looking at
+ * write()'s result, so without this gate 64 busy channels each push their
+ * whole remote window (2 MiB) into the outer hop's buffers.
+ */
+const TRANSPORT_BUFFER_LIMIT_BYTES = 4 * 1024 * 1024;
+/** A channel's own write buffer (ssh2 sets 2 MiB); data beyond the remote window waits here. */
+const CHANNEL_WRITE_BUFFER_BYTES = 256 * 1024;
+
 /** One multiplexed connection through a list of hops. */
 export class SshChain extends EventEmitter {
   readonly hops: readonly HopSpec[];
   private readonly opts: Required<Pick<ChainOptions, 'reconnect' | 'backoffInitialMs' | 'backoffMaxMs' | 'channelWaitMs' | 'defaultConnectTimeoutMs'>> & ChainOptions;
   private readonly clients: (ClientType | undefined)[];
+  /** The byte stream under each hop's SSH session (TCP socket, ProxyCommand pipe, or the previous hop's channel). */
+  private readonly transports: (Duplex | undefined)[];
+  /** Channels told to wait for a congested transport; released on its 'drain'. */
+  private readonly blockedWriters = new Set<Duplex>();
   private readonly states: HopState[];
   private readonly caches: CredentialCache[];
   private building: Promise<void> | undefined;
@@ -87,6 +101,7 @@ export class SshChain extends EventEmitter {
     this.hops = hops;
     this.opts = { reconnect: true, backoffInitialMs: 500, backoffMaxMs: 10_000, channelWaitMs: 10_000, defaultConnectTimeoutMs: 15_000, ...opts };
     this.clients = hops.map(() => undefined);
+    this.transports = hops.map(() => undefined);
     this.caches = hops.map(() => newCredentialCache());
     const now = Date.now();
     this.states = hops.map((h) => ({ label: h.label, state: 'idle', since: now }));
@@ -130,6 +145,7 @@ export class SshChain extends EventEmitter {
     for (let i = this.clients.length - 1; i >= 0; i--) {
       const c = this.clients[i];
       this.clients[i] = undefined;
+      this.transports[i] = undefined;
       c?.end();
     }
     const now = Date.now();
@@ -147,16 +163,15 @@ export class SshChain extends EventEmitter {
     return new Promise<Duplex>((resolve, reject) => {
       const done = (err: Error | undefined, stream: ClientChannel) => {
         if (err) {
-          reject(
+          return reject(
             new VmdeskError('SSH_CHANNEL_REFUSED', `${dest} could not open ${where}: ${err.message.replace(/^\(SSH\) /, '')}`, {
               cause: err,
               context: { hop: dest, target: where },
               hint: target.kind === 'tcp' ? `is anything listening on ${where} as seen from ${dest}?` : `does ${target.path} exist on ${dest}, and may the SSH user open it?`,
             }),
           );
-          return;
         }
-        resolve(stream);
+        resolve(this.gateWrites(stream));
       };
       try {
         if (target.kind === 'tcp') client.forwardOut(origin.address, origin.port, target.host, target.port, done);
@@ -165,6 +180,42 @@ export class SshChain extends EventEmitter {
         reject(new VmdeskError('SSH_CONNECTION_LOST', `connection to ${dest} is not usable: ${(err as Error).message}`, { cause: err, context: { hop: dest } }));
       }
     });
+  }
+
+  /** True when any hop's transport holds more than its share of unsent bytes. */
+  private isCongested(): boolean {
+    for (const t of this.transports) {
+      if (t && t.writableLength > Math.max(TRANSPORT_BUFFER_LIMIT_BYTES, t.writableHighWaterMark)) return true;
+    }
+    return false;
+  }
+
+  private releaseWriters = (): void => {
+    if (this.blockedWriters.size === 0 || this.isCongested()) return;
+    const waiting = [...this.blockedWriters];
+    this.blockedWriters.clear();
+    for (const w of waiting) if (!w.destroyed) w.emit('drain');
+  };
+
+  /**
+   * Make a channel's write() also report the chain's congestion, so a pipe
+   * into it pauses while the shared transport is full (bounded memory per
+   * chain, whatever the number of channels) and resumes on 'drain'.
+   */
+  private gateWrites(channel: ClientChannel): Duplex {
+    const state = (channel as unknown as { _writableState?: { highWaterMark: number } })._writableState;
+    if (state && state.highWaterMark > CHANNEL_WRITE_BUFFER_BYTES) state.highWaterMark = CHANNEL_WRITE_BUFFER_BYTES;
+    const write = channel.write.bind(channel) as (...args: unknown[]) => boolean;
+    (channel as unknown as { write: (...args: unknown[]) => boolean }).write = (...args: unknown[]) => {
+      const ok = write(...args);
+      if (ok && this.isCongested()) {
+        this.blockedWriters.add(channel);
+        return false;
+      }
+      return ok;
+    };
+    channel.once('close', () => this.blockedWriters.delete(channel));
+    return channel;
   }
 
   /** Run a command on the destination (already quoted for the remote shell). */
@@ -284,6 +335,7 @@ export class SshChain extends EventEmitter {
           try {
             client = await this.connectHop(i);
           } catch (err) {
+            this.transports[i] = undefined;
             this.setState(i, 'down', err);
             for (let j = i + 1; j < this.hops.length; j++) this.setState(j, 'idle');
             // Hops before i stay up: a later retry starts from the first hop that is down.
@@ -308,10 +360,12 @@ export class SshChain extends EventEmitter {
   private onHopClosed(i: number, client: ClientType, lastError: unknown): void {
     if (this.clients[i] !== client || this.closed) return;
     this.clients[i] = undefined;
+    this.transports[i] = undefined;
     // Hops behind a dropped hop ride on its channels: they are gone too.
     for (let j = this.hops.length - 1; j > i; j--) {
       const c = this.clients[j];
       this.clients[j] = undefined;
+      this.transports[j] = undefined;
       c?.end();
       this.setState(j, 'idle');
     }
@@ -432,6 +486,8 @@ export class SshChain extends EventEmitter {
     const ctx = this.hopContext(i);
     const sock = await this.transportFor(i);
     const algorithms = await this.algorithmsFor(i);
+    this.transports[i] = sock;
+    sock.on('drain', this.releaseWriters);
     const agentSocket = h.identityAgent && h.identityAgent !== 'SSH_AUTH_SOCK' ? h.identityAgent : (this.opts.agentSocket ?? process.env.SSH_AUTH_SOCK);
     const prompter = h.batchMode ? undefined : this.opts.prompter;
     const auth = createAuth({ hop, hopIndex: i, hopCount: this.hops.length, prompter, cache: this.caches[i]!, agentSocket });

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { labDown, labUp, type Lab } from './lab.js';
 import { EXIT, assertExit, parseJsonError, psJson, stopAll, tunnelWithPort, vmdeskOk, waitForward } from './cli-contract.js';
 import { echoAt, greetingAt, isAccepting, mapLimit, waitAccepting } from './probes.js';
+import { PollAbortError, pollUntil } from './poll.js';
 
 let lab: Lab;
 before(async () => {
@@ -121,8 +122,17 @@ describe('bad input and taken ports', () => {
   });
 
   test('a taken local port exits 3; --auto-port picks another and says which', { timeout: 60_000 }, async () => {
-    const squatter = lab.spawnClient(['node', '-e', "require('net').createServer(() => {}).listen(7600, '127.0.0.1')"]);
+    const squatter = lab.spawnClient(['node', '-e', "require('net').createServer(() => {}).listen(7600, '127.0.0.1', () => console.log('listening'))"]);
     try {
+      let exited = false;
+      void squatter.exited.then(() => (exited = true));
+      await pollUntil(
+        () => {
+          if (exited) throw new PollAbortError(`the squatter on 7600 exited: ${squatter.stderr()}`);
+          return squatter.stdout().includes('listening');
+        },
+        { timeoutMs: 15_000, what: 'a squatter to listen on 7600' },
+      );
       await waitAccepting(lab, 7600);
       const taken = await lab.vmdesk(['forward', '-d', 'kvmhost', '7600:127.0.0.1:7000']);
       assertExit(taken, EXIT.PORT_IN_USE);

@@ -29,7 +29,8 @@ async function main(): Promise<void> {
     const t0 = Date.now();
     const lab = await labUp();
     console.log(`lab up in ${Date.now() - t0} ms`);
-    console.log(`  client:  ip netns exec ${lab.namespaces.client} runuser -u ${lab.users.client.name} -- env HOME=${lab.users.client.home} PATH=${lab.paths.appPathDir}:/usr/bin:/bin ssh kvmhost`);
+    const { name, files } = lab.users.client;
+    console.log(`  be the client user: ip netns exec ${lab.namespaces.client} runuser -u ${name} -- env XDG_RUNTIME_DIR=${files.runtimeDir} PATH=${lab.paths.appPathDir}:/usr/local/bin:/usr/bin:/bin bash`);
     console.log(`  server user ${lab.users.server.name}, password ${lab.password}`);
     console.log(`  sshd logs: ${lab.paths.stateDir}/sshd/{jump,host}/sshd.log`);
     if (!lab.app.isBuilt) console.log('  note: dist/ is missing; run `npm run build`, then `lab-cli.ts up` again, before using vmdesk');

@@ -23,10 +23,11 @@ import type { ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { CLIENT_HOME, CLIENT_USER, SERVER_USER, asUser, ensureUser, lookupUser, prepareClientHome, prepareServerUser, keyOnly, type Account, type ClientFiles } from './accounts.js';
 import { APP_DIR, installApp, removeApp } from './app-install.js';
+import { acquireLabLock, releaseLabLock } from './lab-lock.js';
 import { killGroup, runChecked, runProcess, spawnDetached, type RunResult } from './exec.js';
 import { ADDRESSES, NAMESPACES, createTopology, destroyTopology, setLinkUp, type LinkName } from './netns.js';
 import { ECHO_PORT, UNIX_SOCKET_NAME, VNC_FIRST_PORT, VNC_LAST_PORT } from './ports.js';
-import { pollUntil } from './poll.js';
+import { PollAbortError, pollUntil } from './poll.js';
 import { killPids, pidsOwnedBy } from './processes.js';
 import { connectVia } from './sockets.js';
 import {
@@ -155,8 +156,12 @@ function specs(): Record<ServerName, SshdSpec> {
   return { jump: sshdSpec('jump', STATE_DIR, authorizedKeys), host: sshdSpec('host', STATE_DIR, authorizedKeys) };
 }
 
-/** Removes every trace of a lab run that is still there; safe to call at any time. */
-async function cleanup(): Promise<void> {
+/**
+ * Removes every trace of a lab run that is still there; safe to call at any
+ * time. The state dir (logs, configs) survives unless `removeState`, so a
+ * failed run can be examined after labDown.
+ */
+async function cleanup(opts: { removeState: boolean }): Promise<void> {
   // Everything the lab runs lives in its namespaces (sshd and its sessions, services, relay, vmdesk agents).
   await destroyTopology();
   for (const spec of Object.values(specs())) await stopSshdProcess(spec);
@@ -165,7 +170,7 @@ async function cleanup(): Promise<void> {
   if (client && client.uid !== 0) await killPids(await pidsOwnedBy(client.uid));
   if (client) await rm(`/run/user/${client.uid}`, { recursive: true, force: true });
   await rm(RUN_DIR, { recursive: true, force: true });
-  await rm(STATE_DIR, { recursive: true, force: true });
+  if (opts.removeState) await rm(STATE_DIR, { recursive: true, force: true });
 }
 
 async function startBackground(name: string, ns: string, script: string, args: readonly string[]): Promise<number> {
@@ -192,7 +197,7 @@ async function waitBackground(name: string, pid: number, ready: () => Promise<bo
         process.kill(pid, 0);
       } catch {
         const log = await readFile(join(STATE_DIR, `${name}.log`), 'utf8').catch(() => '');
-        throw new Error(`${name} exited: ${log.trim()}`);
+        throw new PollAbortError(`${name} exited: ${log.trim()}`);
       }
       return ready();
     },
@@ -213,7 +218,8 @@ async function fileExists(p: string): Promise<boolean> {
 export async function labUp(): Promise<Lab> {
   requireRoot();
   await requireCommands();
-  await cleanup();
+  await acquireLabLock();
+  await cleanup({ removeState: true });
 
   await mkdir(STATE_DIR, { recursive: true, mode: 0o700 });
   await mkdir(join(RUN_DIR, 'authorized_keys'), { recursive: true, mode: 0o755 });
@@ -372,12 +378,14 @@ export async function labUp(): Promise<Lab> {
 }
 
 /**
- * Stops everything the lab started and deletes its namespaces. With `purge`,
- * also removes the CLI copy in /opt/vmdesk-lab and the two lab users.
+ * Stops everything the lab started and deletes its namespaces; logs stay in
+ * the state dir until the next labUp. With `purge`, also removes the state
+ * dir, the CLI copy in /opt/vmdesk-lab and the two lab users.
  */
 export async function labDown(opts: { purge?: boolean } = {}): Promise<void> {
   requireRoot();
-  await cleanup();
+  await acquireLabLock();
+  await cleanup({ removeState: opts.purge ?? false });
   if (opts.purge) {
     await removeApp();
     for (const user of [CLIENT_USER, SERVER_USER]) {
@@ -385,4 +393,5 @@ export async function labDown(opts: { purge?: boolean } = {}): Promise<void> {
     }
     await rm(CLIENT_HOME, { recursive: true, force: true });
   }
+  await releaseLabLock();
 }

@@ -62,8 +62,8 @@ function open(client: Socket, req: RelayRequest, rest: Buffer): void {
   target.once('connect', () => {
     clearTimeout(timer);
     target.off('error', onConnectError);
-    // A reset from the far side becomes a reset towards the test, never relay text in the stream.
-    target.on('error', () => client.resetAndDestroy());
+    // A reset from the far side ends the test's stream (unix sockets have no RST), never relay text in it.
+    target.on('error', () => client.destroy());
     client.on('close', () => target.destroy());
     target.on('close', () => client.destroy());
     client.write('OK\n');

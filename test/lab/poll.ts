@@ -8,10 +8,15 @@ export interface PollOptions {
   what: string;
 }
 
+/** Thrown by a probe to stop polling at once (the thing waited for has failed for good). */
+export class PollAbortError extends Error {
+  override readonly name = 'PollAbortError';
+}
+
 /**
  * Calls `probe` until it returns a value other than undefined/false, and
  * returns that value. A probe that throws counts as "not yet"; the last
- * error is reported if time runs out.
+ * error is reported if time runs out. A PollAbortError ends the wait at once.
  */
 export async function pollUntil<T>(probe: () => Promise<T | undefined | false> | T | undefined | false, opts: PollOptions): Promise<T> {
   const deadline = Date.now() + opts.timeoutMs;
@@ -21,6 +26,7 @@ export async function pollUntil<T>(probe: () => Promise<T | undefined | false> |
       const v = await probe();
       if (v !== undefined && v !== false) return v;
     } catch (e) {
+      if (e instanceof PollAbortError) throw e;
       lastError = e;
     }
     if (Date.now() >= deadline) {

@@ -1,7 +1,7 @@
 /** What lab tests ask of a forwarded port, seen from the client machine. */
 import type { Lab } from './lab.js';
 import { pollUntil } from './poll.js';
-import { echoRoundTrip, hashedEcho, readLine, type HashedEcho } from './sockets.js';
+import { echoRoundTrip, hashedEcho, readLine, RelayConnectError, type HashedEcho } from './sockets.js';
 
 /** Connects to 127.0.0.1:`port` in the client namespace and returns the first line the far side sends. */
 export async function greetingAt(lab: Lab, port: number, timeoutMs = 10_000): Promise<string> {
@@ -30,8 +30,10 @@ export async function isAccepting(lab: Lab, port: number): Promise<boolean> {
   try {
     (await lab.clientConnect('127.0.0.1', port)).destroy();
     return true;
-  } catch {
-    return false;
+  } catch (e) {
+    // Only an answer from inside the namespace means "not accepting"; a broken relay must not pass for one.
+    if (e instanceof RelayConnectError && e.code !== 'EPROTO') return false;
+    throw e;
   }
 }
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { runChecked, runProcess, spawnDetached, isAlive } from './exec.js';
 import { ADDRESSES, NAMESPACES, pidsIn } from './netns.js';
 import { killPids, processName } from './processes.js';
-import { pollUntil } from './poll.js';
+import { PollAbortError, pollUntil } from './poll.js';
 
 export type ServerName = 'jump' | 'host';
 export const SERVER_NAMES: readonly ServerName[] = ['jump', 'host'];
@@ -119,8 +119,10 @@ export async function logSince(spec: SshdSpec, mark = 0): Promise<string> {
   }
 }
 
-/** Starts sshd in its namespace and waits until it listens on every address. */
+/** Starts sshd in its namespace and waits until it listens on every address; a no-op when it already runs. */
 export async function startSshd(spec: SshdSpec): Promise<number> {
+  const running = await listenerPid(spec);
+  if (running !== undefined) return running;
   await runChecked(['ip', 'netns', 'exec', spec.ns, SSHD, '-t', '-f', spec.paths.config]);
   const mark = await logMark(spec);
   // `ip netns exec` execs in place, so the pid we get is sshd's own; -D keeps it in the foreground of its own group.
@@ -134,15 +136,12 @@ export async function startSshd(spec: SshdSpec): Promise<number> {
   if (pid === undefined) throw new Error(`cannot start sshd for ${spec.name}`);
   await pollUntil(
     async () => {
-      if (exited) throw new Error(`sshd for ${spec.name} ${exited}: ${(await logSince(spec, mark)).trim()}`);
+      if (exited) throw new PollAbortError(`sshd for ${spec.name} ${exited}: ${(await logSince(spec, mark)).trim()}`);
       const log = await logSince(spec, mark);
       return spec.listen.every((a) => log.includes(`Server listening on ${a} port 22.`));
     },
     { timeoutMs: 10_000, intervalMs: 25, what: `sshd for ${spec.name} to listen on ${spec.listen.join(', ')}` },
-  ).catch(async (e: unknown) => {
-    if (exited) throw new Error(`sshd for ${spec.name} ${exited}: ${(await logSince(spec, mark)).trim()}`, { cause: e });
-    throw e;
-  });
+  );
   return pid;
 }
 
