@@ -31,6 +31,7 @@ const { SUPPORTED_SERVER_HOST_KEY, SUPPORTED_CIPHER } = require('ssh2/lib/protoc
 /** aes128-gcm first: AEAD (no separate MAC pass) and hardware AES make it the cheapest cipher per byte. */
 const PREFERRED_CIPHERS = ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com'].filter((c) => SUPPORTED_CIPHER.includes(c));
 
+/** `idle` only before the first connect and after close(); a tunnel shows the other three. */
 export type HopStateName = 'idle' | 'connecting' | 'up' | 'down';
 
 /** What `ps` shows for one hop. */
@@ -323,6 +324,12 @@ export class SshChain extends EventEmitter {
     if (changed) this.emit('state', this.hopStates());
   }
 
+  /** Hop j is down because hop `cause` (before it) is: say so, so `ps` points at the real failure. */
+  private setWaiting(j: number, cause: number): void {
+    const label = this.hops[cause]!.label;
+    this.setState(j, 'down', new VmdeskError('SSH_CONNECTION_LOST', `waiting for ${label}`, { context: { hop: this.hops[j]!.label, hopIndex: j } }));
+  }
+
   /** (Re)connect hops from index `from` onward; hops before it must be up. */
   private build(from: number): Promise<void> {
     if (this.building) return this.building;
@@ -337,7 +344,7 @@ export class SshChain extends EventEmitter {
           } catch (err) {
             this.transports[i] = undefined;
             this.setState(i, 'down', err);
-            for (let j = i + 1; j < this.hops.length; j++) this.setState(j, 'idle');
+            for (let j = i + 1; j < this.hops.length; j++) this.setWaiting(j, i);
             // Hops before i stay up: a later retry starts from the first hop that is down.
             throw err;
           }
@@ -367,7 +374,7 @@ export class SshChain extends EventEmitter {
       this.clients[j] = undefined;
       this.transports[j] = undefined;
       c?.end();
-      this.setState(j, 'idle');
+      this.setWaiting(j, i);
     }
     const err =
       lastError instanceof Error

@@ -27,8 +27,12 @@ describe('load', () => {
     const seconds = (Date.now() - t0) / 1000;
     const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [`#${i}: ${(r.reason as Error).message}`] : []));
     assert.deepEqual(failures, [], `${failures.length} of ${CONNECTIONS} connections failed`);
-    const corrupt = results.filter((r) => r.status === 'fulfilled' && (r.value.bytesReceived !== BYTES_EACH || r.value.receivedSha256 !== r.value.sentSha256));
-    assert.equal(corrupt.length, 0, `${corrupt.length} echoes came back different`);
+    const corrupt = results.flatMap((r, i) =>
+      r.status === 'fulfilled' && (r.value.bytesReceived !== BYTES_EACH || r.value.receivedSha256 !== r.value.sentSha256)
+        ? [`#${i}: sent ${r.value.bytesSent} bytes, got back ${r.value.bytesReceived}${r.value.bytesReceived === r.value.bytesSent ? ' with a different sha256' : ''}`]
+        : [],
+    );
+    assert.deepEqual(corrupt, [], `${corrupt.length} echoes came back different`);
     console.log(`# ${CONNECTIONS} x ${BYTES_EACH} bytes echoed in ${seconds.toFixed(1)} s (${((2 * CONNECTIONS * BYTES_EACH) / 1048576 / seconds).toFixed(1)} MiB/s both ways)`);
 
     const { forward } = await waitForward(lab, 7700, (f) => f.active === 0 && f.total >= CONNECTIONS, 'the forward to show no active connections', 15_000);

@@ -63,9 +63,10 @@ function open(client: Socket, req: RelayRequest, rest: Buffer): void {
     clearTimeout(timer);
     target.off('error', onConnectError);
     // A reset from the far side ends the test's stream (unix sockets have no RST), never relay text in it.
+    // Orderly ends travel through pipe() as half-closes; never destroy on 'close', which would drop
+    // bytes still queued for the other side.
     target.on('error', () => client.destroy());
-    client.on('close', () => target.destroy());
-    target.on('close', () => client.destroy());
+    client.on('error', () => target.destroy());
     client.write('OK\n');
     if (rest.length > 0) target.write(rest);
     client.pipe(target);

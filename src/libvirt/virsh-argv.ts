@@ -1,0 +1,85 @@
+/**
+ * argv arrays for the virsh commands vmdesk runs. Pure: nothing is executed
+ * or quoted here (shell-quote.ts does that at the SSH edge).
+ *
+ * Domains and networks are always passed as the value of `--domain` /
+ * `--network`, never as a bare positional word: virsh then takes the next
+ * argv element as the value even when it starts with `-` (a VM may be called
+ * `-rf`; libvirt allows any character in a name except '/'). A name, an id
+ * or a UUID are all accepted there; the inventory uses UUIDs.
+ */
+
+/** libvirt's system-wide QEMU driver, the one the seed's `virsh` talks to. */
+export const DEFAULT_URI = 'qemu:///system';
+
+/** The ways `virsh domifaddr --source` can look up a guest's addresses. */
+export type AddressSource = 'lease' | 'arp' | 'agent';
+
+/** `virsh -c URI ARGS...` */
+export function virshArgv(uri: string, ...args: string[]): string[] {
+  return ['virsh', '-c', uri, ...args];
+}
+
+/** `virsh version`: library, API and hypervisor versions (also a cheap "is libvirtd up" probe). */
+export function versionArgv(uri: string): string[] {
+  return virshArgv(uri, 'version');
+}
+
+/** One UUID per line, for all domains, or only those in one state. */
+export function listUuidsArgv(uri: string, state?: 'running' | 'paused' | 'shutoff' | 'other'): string[] {
+  return virshArgv(uri, 'list', '--uuid', ...(state ? [`--state-${state}`] : ['--all']));
+}
+
+/** One name per line for all domains (a name never contains a newline: libvirt rejects it). */
+export function listNamesArgv(uri: string): string[] {
+  return virshArgv(uri, 'list', '--all', '--name');
+}
+
+/** The human table ` Id   Name   State`; only for people and for parseDomainTable's fallback. */
+export function listTableArgv(uri: string): string[] {
+  return virshArgv(uri, 'list', '--all');
+}
+
+/** `domstate --reason`: `running (booted)`, `shut off (destroyed)`, ... */
+export function domstateArgv(uri: string, domain: string): string[] {
+  return virshArgv(uri, 'domstate', '--domain', domain, '--reason');
+}
+
+/**
+ * `dumpxml`; `securityInfo` adds `passwd` attributes, the only way to learn
+ * that a console has a password at all (they are left out otherwise). Needs a
+ * read-write connection; vmdesk never keeps the value.
+ */
+export function dumpxmlArgv(uri: string, domain: string, opts: { inactive?: boolean; securityInfo?: boolean } = {}): string[] {
+  return virshArgv(uri, 'dumpxml', '--domain', domain, ...(opts.inactive ? ['--inactive'] : []), ...(opts.securityInfo ? ['--security-info'] : []));
+}
+
+export function domifaddrArgv(uri: string, domain: string, source: AddressSource): string[] {
+  return virshArgv(uri, 'domifaddr', '--domain', domain, '--source', source);
+}
+
+/** `domdisplay`: the URI a viewer would use (`vnc://127.0.0.1:0`); never with `--include-password`. */
+export function domdisplayArgv(uri: string, domain: string): string[] {
+  return virshArgv(uri, 'domdisplay', '--domain', domain);
+}
+
+export function netListUuidsArgv(uri: string): string[] {
+  return virshArgv(uri, 'net-list', '--all', '--uuid');
+}
+
+export function netListNamesArgv(uri: string): string[] {
+  return virshArgv(uri, 'net-list', '--all', '--name');
+}
+
+export function netDumpxmlArgv(uri: string, network: string): string[] {
+  return virshArgv(uri, 'net-dumpxml', '--network', network);
+}
+
+export function netDhcpLeasesArgv(uri: string, network: string, mac?: string): string[] {
+  return virshArgv(uri, 'net-dhcp-leases', '--network', network, ...(mac ? ['--mac', mac] : []));
+}
+
+/** The host's neighbour table (`ip neigh show`), where the seed looked up its VM with `arp -n`. */
+export function ipNeighArgv(): string[] {
+  return ['ip', 'neigh', 'show'];
+}
