@@ -1,7 +1,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, existsSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import net from 'node:net';
@@ -128,5 +128,54 @@ describe('the vmdesk CLI against in-process SSH servers', () => {
     const exited = new Promise<number | null>((r) => child.on('close', r));
     child.kill('SIGINT');
     assert.equal(await exited, 0);
+  });
+});
+
+describe('authentication and transports of the CLI', () => {
+  let site: Site;
+  let env: NodeJS.ProcessEnv;
+  before(async () => {
+    site = await startSite({ targetPassword: 'pa55-word' });
+    env = { ...process.env, VMDESK_RUNTIME_DIR: mkdtempSync(join(tmpdir(), 'vmdesk-rt-')), SSH_AUTH_SOCK: '' };
+  });
+  after(async () => {
+    await vmdesk(['stop', '--all'], env);
+    await site.close();
+  });
+
+  it('asks for a password through SSH_ASKPASS (no terminal) and uses it', async () => {
+    const missingKey = join(site.dir, 'no-such-key');
+    const cfg = join(site.dir, 'cfg_password');
+    writeConfig(cfg, { jumpPort: site.jump.port, targetPort: site.target.port, keyFile: site.keyFile, knownHosts: site.knownHosts, targetKeyFile: missingKey });
+    // BatchMode (set by writeConfig) forbids prompts, as in OpenSSH: drop it for this config.
+    writeFileSync(cfg, readFileSync(cfg, 'utf8').replaceAll('  BatchMode yes\n', ''));
+    const askpass = join(site.dir, 'askpass.sh');
+    writeFileSync(askpass, `#!/bin/sh\necho "$1" >> ${join(site.dir, 'asked.txt')}\necho pa55-word\n`, { mode: 0o755 });
+    const port = await freePort();
+    const r = await vmdesk(['forward', '-d', '-F', cfg, 'target', `${port}:127.0.0.1:${site.echoPort}`], { ...env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(readFileSync(join(site.dir, 'asked.txt'), 'utf8'), /bob@127\.0\.0\.1's password/);
+    assert.equal(await echoRoundTrip(port, Buffer.from('pw')), sha256(Buffer.from('pw')));
+    // Without a way to ask, the same config fails on that hop with exit 6.
+    await vmdesk(['stop', '--all'], env);
+    const batch = await vmdesk(['forward', '-d', '--json', '-F', cfg, 'target', `${await freePort()}:127.0.0.1:${site.echoPort}`], { ...env, SSH_ASKPASS: '' });
+    assert.equal(batch.code, 6, batch.stderr);
+    const err = (JSON.parse(batch.stdout) as { error: { code: string; context: { hop: string } } }).error;
+    assert.equal(err.code, 'SSH_AUTH_FAILED');
+    assert.equal(err.context.hop, 'target');
+  });
+
+  it('reaches a hop through a ProxyCommand (OpenSSH ssh -W through the jump)', async () => {
+    const cfg = join(site.dir, 'cfg_proxycommand');
+    writeConfig(cfg, { jumpPort: site.jump.port, targetPort: site.target.port, keyFile: site.keyFile, knownHosts: site.knownHosts });
+    writeFileSync(cfg, readFileSync(cfg, 'utf8').replace('  ProxyJump jump\n', `  ProxyCommand ssh -F ${cfg} -W %h:%p jump\n`));
+    const before = site.jump.counters.channels;
+    const port = await freePort();
+    const r = await vmdesk(['forward', '-d', '-F', cfg, 'target', `${port}:127.0.0.1:${site.echoPort}`], env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await echoRoundTrip(port, Buffer.from('via proxy')), sha256(Buffer.from('via proxy')));
+    assert.ok(site.jump.counters.channels > before, 'the jump carried the ProxyCommand channel');
+    const ps = JSON.parse((await vmdesk(['ps', '--json'], env)).stdout) as { hops: { label: string }[] }[];
+    assert.deepEqual(ps[0]!.hops.map((h) => h.label), ['target']);
   });
 });

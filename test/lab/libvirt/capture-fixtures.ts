@@ -85,6 +85,9 @@ const neigh = await runInNamespace(ns, ['ip', 'neigh', 'show']);
 await save('ip-neigh.txt', neigh.stdout);
 const arpN = await runInNamespace(ns, ['busybox', 'arp', '-n']);
 await save('arp-n-busybox.txt', arpN.stdout);
+// net-tools' `arp -n` is the seed's own command (Debian package net-tools).
+const netTools = await runInNamespace(ns, ['arp', '-n']);
+if (netTools.code === 0) await save('arp-n-net-tools.txt', netTools.stdout);
 const procArp = await runInNamespace(ns, ['cat', '/proc/net/arp']);
 await save('proc-net-arp.txt', procArp.stdout);
 
