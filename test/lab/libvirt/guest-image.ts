@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runChecked, runProcess } from '../exec.js';
+import { runChecked } from '../exec.js';
 import { buildCpio, type CpioEntry } from './cpio.js';
 
 export const GUEST_CACHE_DIR = '/var/cache/vmdesk-lab/guest';
@@ -22,6 +22,8 @@ export interface GuestImage {
   initrd: string;
   /** e.g. linux-image-6.1.0-56-amd64 */
   kernelPackage: string;
+  /** Nothing had to be downloaded or built. */
+  isFromCache: boolean;
 }
 
 /** The kernel cmdline parameter carrying the guest's name, base64 so any name survives the kernel's parser. */
@@ -128,18 +130,25 @@ async function findFile(dir: string, test: (name: string) => boolean): Promise<s
   return undefined;
 }
 
-/** Downloads the kernel package once and keeps `vmlinuz` and an uncompressed `e1000.ko` (busybox insmod reads no .xz). */
-async function ensureKernel(cacheDir: string): Promise<{ pkg: string; vmlinuz: string; e1000: string }> {
-  const pkg = await currentKernelPackage().catch(async (e: unknown) => {
-    // Offline or no apt lists: any kernel already in the cache will do.
-    const cached = (await readdir(cacheDir).catch(() => [] as string[])).find((n) => n.startsWith('linux-image-') && !n.endsWith('.tmp'));
-    if (cached) return cached;
-    throw e;
-  });
+async function isKernelDir(dir: string): Promise<boolean> {
+  return (await exists(join(dir, 'vmlinuz'))) && (await exists(join(dir, 'e1000.ko')));
+}
+
+/**
+ * Downloads the kernel package once and keeps `vmlinuz` and an uncompressed
+ * `e1000.ko` (busybox insmod reads no .xz). A kernel already in the cache is
+ * used as is, so a warm start needs neither apt nor the network.
+ */
+async function ensureKernel(cacheDir: string): Promise<{ pkg: string; vmlinuz: string; e1000: string; isFromCache: boolean }> {
+  const cached = (await readdir(cacheDir)).filter((n) => /^linux-image-[^/]*-amd64$/.test(n))
+    .sort((a, b) => b.localeCompare(a, 'en', { numeric: true }));
+  for (const name of cached) {
+    if (await isKernelDir(join(cacheDir, name))) return { pkg: name, vmlinuz: join(cacheDir, name, 'vmlinuz'), e1000: join(cacheDir, name, 'e1000.ko'), isFromCache: true };
+  }
+  const pkg = await currentKernelPackage();
   const dir = join(cacheDir, pkg);
   const vmlinuz = join(dir, 'vmlinuz');
   const e1000 = join(dir, 'e1000.ko');
-  if ((await exists(vmlinuz)) && (await exists(e1000))) return { pkg, vmlinuz, e1000 };
 
   const work = await mkdtemp(join(cacheDir, `${pkg}.tmp-`));
   try {
@@ -167,7 +176,7 @@ async function ensureKernel(cacheDir: string): Promise<{ pkg: string; vmlinuz: s
   } finally {
     await rm(work, { recursive: true, force: true });
   }
-  return { pkg, vmlinuz, e1000 };
+  return { pkg, vmlinuz, e1000, isFromCache: false };
 }
 
 function runBinary(argv: readonly string[]): Promise<Buffer> {
@@ -213,7 +222,8 @@ export async function ensureGuestImage(cacheDir = GUEST_CACHE_DIR): Promise<Gues
   const e1000 = await readFile(kernel.e1000);
   const recipe = createHash('sha256').update(INIT).update(UDHCPC_SCRIPT).update(RDP_BANNER).update(busybox).update(e1000).digest('hex').slice(0, 16);
   const initrd = join(cacheDir, `initrd-${recipe}.cpio`);
-  if (!(await exists(initrd))) {
+  const isFromCache = kernel.isFromCache && (await exists(initrd));
+  if (!isFromCache) {
     const tmp = `${initrd}.tmp-${process.pid}`;
     await writeFile(tmp, buildCpio(initramfsEntries(busybox, e1000)));
     await rename(tmp, initrd);
@@ -221,11 +231,5 @@ export async function ensureGuestImage(cacheDir = GUEST_CACHE_DIR): Promise<Gues
       if (old.startsWith('initrd-') && join(cacheDir, old) !== initrd) await rm(join(cacheDir, old), { force: true });
     }
   }
-  return { kernel: kernel.vmlinuz, initrd, kernelPackage: kernel.pkg };
-}
-
-/** For `runProcess` users that only need to know a command exists. */
-export async function hasCommand(cmd: string): Promise<boolean> {
-  const r = await runProcess(['sh', '-c', 'command -v "$1"', 'sh', cmd]);
-  return r.code === 0;
+  return { kernel: kernel.vmlinuz, initrd, kernelPackage: kernel.pkg, isFromCache };
 }

@@ -18,6 +18,7 @@
  */
 import { access, chmod, chown, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parseDhcpLeases } from '../../../src/libvirt/leases.js';
 import { lookupUser } from '../accounts.js';
 import { runChecked, runProcess, type RunResult } from '../exec.js';
 import { NAMESPACES } from '../netns.js';
@@ -262,6 +263,8 @@ async function tailLog(path: string, lines = 20): Promise<string> {
 
 async function startDaemons(ns: string): Promise<void> {
   await rm(LIBVIRTD_LOG, { force: true });
+  // A killed virtlogd leaves its socket file behind, which would pass the wait below at once.
+  await rm(VIRTLOGD_SOCK, { force: true });
   await runChecked(['ip', 'netns', 'exec', ns, 'virtlogd', '--daemon', '--pid-file', VIRTLOGD_PID], { env: hostEnv() });
   await pollUntil(() => fileExists(VIRTLOGD_SOCK), { timeoutMs: 10_000, intervalMs: 50, what: `virtlogd's socket ${VIRTLOGD_SOCK}` });
   await runChecked(['ip', 'netns', 'exec', ns, 'libvirtd', '--daemon', '--config', LIBVIRTD_CONF, '--pid-file', LIBVIRTD_PID], {
@@ -297,8 +300,7 @@ async function defineObjects(ns: string, image: GuestImage): Promise<void> {
 /** The IPv4 address of `mac` in `virsh net-dhcp-leases default`, if leased. */
 async function leasedIp(ns: string, mac: string): Promise<string | undefined> {
   const out = await virshChecked(ns, ['net-dhcp-leases', '--network', NETWORK_NAME, '--mac', mac]);
-  const m = /\bipv4\s+(\d+\.\d+\.\d+\.\d+)\/\d+/.exec(out);
-  return m?.[1];
+  return parseDhcpLeases(out).find((l) => l.mac === mac && l.protocol === 'ipv4')?.ipAddress;
 }
 
 async function startGuests(ns: string, timeoutMs: number): Promise<Map<string, string>> {
@@ -353,7 +355,6 @@ export async function libvirtUp(opts: LibvirtUpOptions = {}): Promise<Hypervisor
   await stopLeftovers();
 
   const imageStarted = Date.now();
-  const imageCached = await fileExists(opts.cacheDir ?? GUEST_CACHE_DIR);
   const image = await ensureGuestImage(opts.cacheDir ?? GUEST_CACHE_DIR);
   const imageMs = Date.now() - imageStarted;
 
@@ -375,7 +376,7 @@ export async function libvirtUp(opts: LibvirtUpOptions = {}): Promise<Hypervisor
     domains: LAB_DOMAINS,
     addresses,
     users: { group: LIBVIRT_GROUP, sshUser },
-    timings: { totalMs: Date.now() - started, imageMs, bootMs, imageCached },
+    timings: { totalMs: Date.now() - started, imageMs, bootMs, imageCached: image.isFromCache },
     virsh: (args, o) => virshIn(ns, args, o),
     run: (argv, o) => runInNamespace(ns, argv, o),
     async serialLog(name) {
