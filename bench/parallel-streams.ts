@@ -9,6 +9,7 @@ import type { BenchLab } from './bench-lab.js';
 import { SINK_PORT } from './bench-lab.js';
 import { interleaved, openForward, type Tool } from './forwards.js';
 import { peakRssKiB, sampleRss } from './proc-stats.js';
+import { describeLoad } from './machine-load.js';
 import { compare, printComparison, type BenchResult } from './report.js';
 import { measureStream, type StreamResult } from './stream-runs.js';
 import { MIB, fmt, kibToMib, median } from './stats.js';
@@ -53,7 +54,7 @@ export async function benchParallelStreams(b: BenchLab, opts: { connections: num
       const r = await runOnce(b, tool, rep, opts);
       runs.push(r);
       console.log(
-        `  ${tool.padEnd(7)} rep ${rep + 1}: ${fmt(r.mibPerS)} MiB/s (${fmt(r.elapsedMs / 1000)} s); peak RSS ${fmt(r.peakRssMiB)} MiB (${r.processes} process${r.processes === 1 ? '' : 'es'}, sampled max ${fmt(r.sampledMaxRssMiB)} MiB); CPU: client ${fmt(r.clientCpuS)} s, sshd sessions ${fmt(r.serverCpuS)} s`,
+        `  ${tool.padEnd(7)} rep ${rep + 1}: ${fmt(r.mibPerS)} MiB/s (${fmt(r.elapsedMs / 1000)} s); peak RSS ${fmt(r.peakRssMiB)} MiB (${r.processes} process${r.processes === 1 ? '' : 'es'}, sampled max ${fmt(r.sampledMaxRssMiB)} MiB); CPU: client ${fmt(r.clientCpuS)} s, sshd sessions ${fmt(r.serverCpuS)} s, sender ${fmt(r.senderCpuS)} s; ${describeLoad(r.load)}`,
       );
     }
   }

@@ -8,6 +8,8 @@
 import type { BenchLab } from './bench-lab.js';
 import { ECHO_PORT } from './bench-lab.js';
 import { interleaved, openOpenSshForward, openVmdeskForward, type Forward, type Tool } from './forwards.js';
+import { describeLoad, loadBetween, loadSnapshot, type LoadDuring } from './machine-load.js';
+import { cpuSnapshot, cpuUsedBetween } from './proc-stats.js';
 import { compare, printComparison, type BenchResult } from './report.js';
 import { fmt, median } from './stats.js';
 
@@ -15,6 +17,7 @@ const PORTS: Record<Tool, number> = { vmdesk: 7750, openssh: 7760 };
 
 interface RttOutput {
   count: number;
+  warmup: number;
   medianUs: number;
   p10Us: number;
   p90Us: number;
@@ -30,13 +33,23 @@ export async function benchRoundTrip(b: BenchLab, opts: { count: number; reps: n
     vmdesk: await openVmdeskForward(b, PORTS.vmdesk, ECHO_PORT),
     openssh: await openOpenSshForward(b, PORTS.openssh, ECHO_PORT),
   };
-  const runs: (RttOutput & { tool: Tool; rep: number })[] = [];
+  const runs: (RttOutput & { tool: Tool; rep: number; load: LoadDuring; clientCpuUsPerTrip: number; serverCpuUsPerTrip: number })[] = [];
   try {
     for (let rep = 0; rep < opts.reps; rep++) {
       for (const tool of interleaved(rep)) {
+        const clientPids = await forwards[tool].clientPids();
+        const serverPids = await b.serverSessionPids();
+        const [clientBefore, serverBefore] = await Promise.all([cpuSnapshot(clientPids), cpuSnapshot(serverPids)]);
+        const before = await loadSnapshot();
         const r = await b.runScript<RttOutput>('echo-rtt', ['--port', String(PORTS[tool]), '--count', String(opts.count), '--warmup', '200', '--timeout-ms', '120000'], 140_000);
-        runs.push({ ...r, tool, rep });
-        console.log(`  ${tool.padEnd(7)} rep ${rep + 1}: median ${fmt(r.medianUs)} us, p10 ${fmt(r.p10Us)} us, p90 ${fmt(r.p90Us)} us, p99 ${fmt(r.p99Us)} us (${r.count} round trips)`);
+        const load = loadBetween(before, await loadSnapshot());
+        const [clientAfter, serverAfter] = await Promise.all([cpuSnapshot(clientPids), cpuSnapshot(serverPids)]);
+        // Warm-up round trips included: the CPU counters cannot tell them apart.
+        const trips = r.count + r.warmup;
+        const clientCpuUsPerTrip = (cpuUsedBetween(clientBefore, clientAfter) / trips) * 1e6;
+        const serverCpuUsPerTrip = (cpuUsedBetween(serverBefore, serverAfter) / trips) * 1e6;
+        runs.push({ ...r, tool, rep, load, clientCpuUsPerTrip, serverCpuUsPerTrip });
+        console.log(`  ${tool.padEnd(7)} rep ${rep + 1}: median ${fmt(r.medianUs)} us, p10 ${fmt(r.p10Us)} us, p90 ${fmt(r.p90Us)} us, p99 ${fmt(r.p99Us)} us (${r.count} round trips); CPU per round trip: client ${fmt(clientCpuUsPerTrip)} us, sshd sessions ${fmt(serverCpuUsPerTrip)} us; ${describeLoad(load)}`);
       }
     }
   } finally {
@@ -44,10 +57,11 @@ export async function benchRoundTrip(b: BenchLab, opts: { count: number; reps: n
     await forwards.openssh.stop();
     await b.stopAll();
   }
-  const med = (tool: Tool, f: (r: RttOutput) => number) => median(runs.filter((r) => r.tool === tool).map(f));
+  const med = (tool: Tool, f: (r: (typeof runs)[number]) => number) => median(runs.filter((r) => r.tool === tool).map(f));
   const peerName = 'OpenSSH ssh -L (ProxyJump)';
   const comparisons = [
     compare({ what: '1-byte round trip, median', unit: 'us', vmdesk: med('vmdesk', (r) => r.medianUs), peer: med('openssh', (r) => r.medianUs), peerName, ratioIs: 'vmdesk/peer', ratioWord: 'x the latency', target: { on: 'ratio', op: '<=', value: 1.1 } }),
+    compare({ what: 'client-side CPU per round trip', unit: 'us', vmdesk: med('vmdesk', (r) => r.clientCpuUsPerTrip), peer: med('openssh', (r) => r.clientCpuUsPerTrip), peerName, ratioIs: 'vmdesk/peer', ratioWord: 'x the CPU' }),
     compare({ what: '1-byte round trip, p99', unit: 'us', vmdesk: med('vmdesk', (r) => r.p99Us), peer: med('openssh', (r) => r.p99Us), peerName, ratioIs: 'vmdesk/peer', ratioWord: 'x the latency' }),
   ];
   comparisons.forEach(printComparison);

@@ -19,6 +19,7 @@ import { greetingAt, mapLimit } from '../test/lab/probes.js';
 import type { BenchLab } from './bench-lab.js';
 import { describeRun, lastJsonLine } from './bench-lab.js';
 import { interleaved, type Tool } from './forwards.js';
+import { describeLoad, loadBetween, loadSnapshot, type LoadDuring } from './machine-load.js';
 import { sumMemory, uniqueResidentKiB, type MemoryTotal } from './proc-stats.js';
 import { compare, printComparison, type BenchResult } from './report.js';
 import { fmt, kibToMib, median } from './stats.js';
@@ -49,11 +50,15 @@ interface SetupRun {
   /** Client and server processes together, each physical page once. */
   uniqueKiB: number;
   greetingsOk: number;
+  /** When the first port accepted (the first ssh of the loop; for vmdesk nearly the same as all). */
+  firstAcceptMs: number;
+  load: LoadDuring;
 }
 
 async function runOnce(b: BenchLab, tool: Tool, rep: number): Promise<SetupRun> {
   const poller = await b.spawnScript('wait-ports', ['--first', String(FIRST_PORT), '--last', String(LAST_PORT), '--timeout-ms', '240000']);
   try {
+    const loadBefore = await loadSnapshot();
     const t0 = Date.now();
     let commandMs: number;
     if (tool === 'vmdesk') {
@@ -72,7 +77,8 @@ async function runOnce(b: BenchLab, tool: Tool, rep: number): Promise<SetupRun> 
     // The poller gives up by itself after its own timeout.
     const exit = await poller.exited;
     if (exit.code !== 0) throw new Error(`wait-ports failed: ${poller.stderr()}`);
-    const { allAcceptedAtMs } = lastJsonLine<{ allAcceptedAtMs: number }>(poller.stdout());
+    const load = loadBetween(loadBefore, await loadSnapshot());
+    const { allAcceptedAtMs, acceptedAtMs } = lastJsonLine<{ allAcceptedAtMs: number; acceptedAtMs: Record<string, number> }>(poller.stdout());
     // Let the last `ssh -f` finish forking and the probes' channels close before measuring memory.
     await sleep(1000);
     const clientPids = tool === 'vmdesk' ? await b.agentPids() : await b.sshClientPids();
@@ -88,6 +94,8 @@ async function runOnce(b: BenchLab, tool: Tool, rep: number): Promise<SetupRun> 
       client: { ...client, uniqueKiB: clientUnique },
       server: { ...server, uniqueKiB: serverUnique },
       uniqueKiB,
+      firstAcceptMs: Math.min(...Object.values(acceptedAtMs)) - t0,
+      load,
       greetingsOk: greetings.filter(Boolean).length };
   } finally {
     await poller.stop();
@@ -97,7 +105,7 @@ async function runOnce(b: BenchLab, tool: Tool, rep: number): Promise<SetupRun> 
 
 function describe(r: SetupRun): string {
   const mem = (m: MemoryTotal & { uniqueKiB: number }) => `${m.processes} procs, RSS ${fmt(kibToMib(m.rssKiB))} / PSS ${fmt(kibToMib(m.pssKiB))} / unique ${fmt(kibToMib(m.uniqueKiB))} MiB`;
-  return `${r.tool.padEnd(7)} rep ${r.rep + 1}: all ${PORTS} ports accept after ${fmt(r.setupMs / 1000)} s (command returned after ${fmt(r.commandMs / 1000)} s); client ${mem(r.client)}; servers ${mem(r.server)}; together unique ${fmt(kibToMib(r.uniqueKiB))} MiB; greetings ${r.greetingsOk}/${PORTS}`;
+  return `${r.tool.padEnd(7)} rep ${r.rep + 1}: all ${PORTS} ports accept after ${fmt(r.setupMs / 1000)} s (first after ${fmt(r.firstAcceptMs / 1000)} s, command returned after ${fmt(r.commandMs / 1000)} s; ${describeLoad(r.load)}); client ${mem(r.client)}; servers ${mem(r.server)}; together unique ${fmt(kibToMib(r.uniqueKiB))} MiB; greetings ${r.greetingsOk}/${PORTS}`;
 }
 
 export async function benchSetup(b: BenchLab, opts: { reps: number }): Promise<BenchResult> {

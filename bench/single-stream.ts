@@ -9,6 +9,7 @@ import type { BenchLab } from './bench-lab.js';
 import { BENCH_CIPHER, SINK_PORT } from './bench-lab.js';
 import { checkCiphers } from './cipher-check.js';
 import { interleaved, openOpenSshForward, openVmdeskForward, type Forward, type Tool } from './forwards.js';
+import { describeLoad } from './machine-load.js';
 import { compare, printComparison, type BenchResult } from './report.js';
 import { measureStream, type StreamResult } from './stream-runs.js';
 import { MIB, fmt, median } from './stats.js';
@@ -42,7 +43,7 @@ export async function benchSingleStream(b: BenchLab, opts: { bytes: number; reps
       for (const tool of interleaved(rep)) {
         const r = await measureStream(b, forwards[tool], { connections: 1, bytesEach: opts.bytes, timeoutMs });
         runs.push({ ...r, rep });
-        console.log(`  ${tool.padEnd(7)} rep ${rep + 1}: ${fmt(r.mibPerS)} MiB/s (${fmt(r.elapsedMs / 1000)} s); CPU: client ${fmt(r.clientCpuS)} s, sshd sessions ${fmt(r.serverCpuS)} s`);
+        console.log(`  ${tool.padEnd(7)} rep ${rep + 1}: ${fmt(r.mibPerS)} MiB/s (${fmt(r.elapsedMs / 1000)} s); CPU: client ${fmt(r.clientCpuS)} s, sshd sessions ${fmt(r.serverCpuS)} s, sender ${fmt(r.senderCpuS)} s; ${describeLoad(r.load)}`);
       }
     }
   } finally {

@@ -83,5 +83,6 @@ runMain(async () => {
     slowestConnectMs: Math.max(...results.map((r) => r.connectMs)),
     firstDoneMs: doneMs[0],
     lastDoneMs: doneMs[doneMs.length - 1],
+    cpuS: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
   };
 });

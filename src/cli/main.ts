@@ -11,6 +11,7 @@ import { VERSION } from '../daemon/version.js';
 import { forwardCommand, type ForwardOptions } from './commands/forward.js';
 import { psCommand, stopCommand } from './commands/ps.js';
 import { demoCommand } from './commands/demo.js';
+import { hostsCommand, lsCommand, openCommand, rdpCommand, vncCommand, type VmCommandOptions } from './commands/vm.js';
 import { EXIT } from './exit-codes.js';
 import { reportError } from './output.js';
 
@@ -63,6 +64,64 @@ function buildProgram(run: (p: Promise<number>) => void): Command {
     .option('--json', 'machine-readable output')
     .addHelpText('after', '\nExamples:\n  vmdesk forward -d kvmhost 5900\n  vmdesk forward -d kvmhost 5900-6000\n  vmdesk forward -J jump labuser@192.168.0.2 3389:192.168.122.217:3389')
     .action((dest: string, specs: string[], opts: ForwardOptions) => run(forwardCommand(dest, specs, opts, { agentCommand, stopSignal: stopSignal() })));
+
+  const hostOptions = (c: Command): Command =>
+    c
+      .option('-F, --ssh-config <file>', 'ssh_config file (like ssh -F)')
+      .option('-J, --jump <hops>', 'jump hosts, comma-separated (like ssh -J); overrides ProxyJump')
+      .option('--config <file>', "vmdesk's config file (default ~/.config/vmdesk/config.yaml)")
+      .option('--accept-new-host-key', 'trust and record unknown host keys (never changed ones)')
+      .option('--json', 'machine-readable output');
+
+  hostOptions(
+    program
+      .command('ls')
+      .description('list the VMs of hypervisors: state, console (exposed ones flagged), password, MAC, IP and its source')
+      .argument('[host...]', 'configured host names or ssh destinations (default: every configured host)'),
+  )
+    .addHelpText('after', '\nThe whole inventory of a host is read in one SSH round trip (virsh over the same chain).\nExample: vmdesk ls kvmhost')
+    .action((hosts: string[], opts: VmCommandOptions) => run(lsCommand(hosts, opts)));
+
+  const vmForwardOptions = (c: Command): Command =>
+    hostOptions(c)
+      .option('--port <port>', 'local port (default: 5900 + display for VNC, 3389 for RDP; the next free one if taken)')
+      .option('-d, --detach', 'keep the forward in the background agent')
+      .option('--open', 'start a native viewer on the forward')
+      .option('--start', 'start the VM first if it is shut off')
+      .option('--bind <address>', 'local address to listen on', '127.0.0.1');
+
+  vmForwardOptions(
+    program
+      .command('vnc')
+      .description("forward a local port to a VM's VNC console (loopback port, 0.0.0.0 port or unix socket), looked up by name")
+      .argument('<vm>', 'HOST/VM, or VM alone when exactly one configured host has it'),
+  )
+    .addHelpText('after', '\nThe console is looked up again for every new connection, so a VM restarted on another autoport still works.\nExample: vmdesk vnc -d kvmhost/win2016 --open')
+    .action((ref: string, opts: VmCommandOptions) => run(vncCommand(ref, opts, { agentCommand, stopSignal: stopSignal() })));
+
+  vmForwardOptions(
+    program
+      .command('rdp')
+      .description("forward local 3389 to a guest's RDP port; the guest IP is found by the VM's MAC (DHCP leases, then the neighbour table)")
+      .argument('<vm>', 'HOST/VM, or VM alone'),
+  )
+    .option('--ip <address>', 'the guest IP (skips discovery)')
+    .option('--rdp-file <path>', 'where to write the .rdp file (default: the runtime directory)')
+    .action((ref: string, opts: VmCommandOptions) => run(rdpCommand(ref, opts, { agentCommand, stopSignal: stopSignal() })));
+
+  vmForwardOptions(
+    program
+      .command('open')
+      .description("VNC and (when the guest has an IP) RDP of a VM in one background tunnel: the seed's combined script")
+      .argument('<vm>', 'HOST/VM, or VM alone'),
+  )
+    .option('--ip <address>', 'the guest IP (skips discovery)')
+    .option('--rdp-file <path>', 'where to write the .rdp file')
+    .action((ref: string, opts: VmCommandOptions) => run(openCommand(ref, opts, { agentCommand, stopSignal: stopSignal() })));
+
+  hostOptions(program.command('hosts').description('list the hypervisors of the config file and whether they answer (ssh and libvirt)')).action((opts: VmCommandOptions) =>
+    run(hostsCommand(opts)),
+  );
 
   program
     .command('ps')

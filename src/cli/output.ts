@@ -16,7 +16,9 @@ export function formatTable(header: string[], rows: string[][]): string {
 }
 
 export function formatTarget(t: ForwardTarget): string {
-  return t.kind === 'tcp' ? `${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}` : `unix:${t.path}`;
+  if (t.kind === 'tcp') return `${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}`;
+  if (t.kind === 'unix') return `unix:${t.path}`;
+  return `${t.service} of ${JSON.stringify(t.vm)}`;
 }
 
 function hostPort(host: string, port: number | string): string {

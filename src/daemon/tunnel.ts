@@ -1,10 +1,12 @@
 /**
  * A tunnel: a set of local listeners whose connections become channels of one
  * SSH chain. The chain is shared with every other tunnel to the same hops
- * (see ChainPool), so 101 forwards cost one connection per hop.
+ * (see ChainPool), so 101 forwards cost one connection per hop. A VM target
+ * is looked up on the hypervisor again for every new connection.
  */
 import { Forwarder, type ForwardStats } from '../forward/forwarder.js';
 import type { ForwardSpec } from '../forward/types.js';
+import { resolveVmTarget } from '../libvirt/remote.js';
 import type { HopState, SshChain } from '../ssh/chain.js';
 
 /** What `vmdesk ps --json` prints per tunnel. */
@@ -40,10 +42,15 @@ export class Tunnel {
     this.dest = opts.dest;
     this.chain = opts.chain;
     const chain = opts.chain;
-    this.forwarder = new Forwarder(opts.specs, (target, origin) => chain.openChannel(target, origin), {
-      autoPort: opts.autoPort ?? false,
-      ...(opts.log ? { log: opts.log } : {}),
-    });
+    const exec = (command: string) => chain.exec(command);
+    this.forwarder = new Forwarder(
+      opts.specs,
+      async (target, origin) => chain.openChannel(target.kind === 'vm' ? await resolveVmTarget(exec, target, opts.dest) : target, origin),
+      {
+        autoPort: opts.autoPort ?? false,
+        ...(opts.log ? { log: opts.log } : {}),
+      },
+    );
   }
 
   /** Bind every listener (all or nothing); the chain must be connected first so auth errors come before any bind. */

@@ -69,7 +69,7 @@ const tcpOpener: ChannelOpener = (target) =>
     const socket =
       target.kind === 'tcp'
         ? net.connect({ host: target.host, port: target.port, allowHalfOpen: true })
-        : net.connect({ path: target.path, allowHalfOpen: true });
+        : net.connect({ path: target.kind === 'unix' ? target.path : '/nonexistent', allowHalfOpen: true });
     socket.once('error', reject);
     socket.once('connect', () => {
       socket.off('error', reject);

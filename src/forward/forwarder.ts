@@ -479,7 +479,8 @@ function toListenError(err: unknown, spec: ForwardSpec, port: number): VmdeskErr
 }
 
 function channelContext(info: ForwardConnection, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  const target = info.target.kind === 'tcp' ? { host: info.target.host, port: info.target.port } : { path: info.target.path };
+  const t = info.target;
+  const target = t.kind === 'tcp' ? { host: t.host, port: t.port } : t.kind === 'unix' ? { path: t.path } : { vm: t.vm, service: t.service };
   return { ...target, localPort: info.localPort, bindAddress: info.bindAddress, ...extra };
 }
 

@@ -59,7 +59,9 @@ export function formatForwardSpec(spec: Pick<ForwardSpec, 'bindAddress' | 'local
 
 /** `host:port` (IPv6 in brackets) or the socket path. */
 export function formatForwardTarget(target: ForwardTarget): string {
-  return target.kind === 'tcp' ? formatHostPort(target.host, target.port) : target.path;
+  if (target.kind === 'tcp') return formatHostPort(target.host, target.port);
+  if (target.kind === 'unix') return target.path;
+  return `${target.service} of ${target.vm}`;
 }
 
 /** `host:port`, with brackets around an IPv6 address. */

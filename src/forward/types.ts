@@ -1,9 +1,29 @@
 /** Shared shapes of the forward layer. */
 
-/** Where a forwarded connection goes, as seen from the last hop (the destination). */
-export type ForwardTarget =
+/** A fixed endpoint as seen from the last hop: a TCP address or a unix socket. */
+export type ChannelTarget =
   | { kind: 'tcp'; host: string; port: number }
   | { kind: 'unix'; path: string };
+
+/**
+ * A VM's console or RDP port, looked up again on the hypervisor for every
+ * new connection (autoport consoles move when a VM restarts; DHCP leases change).
+ */
+export interface VmTarget {
+  kind: 'vm';
+  /** libvirt URI on the hypervisor. */
+  uri: string;
+  /** The domain's name (or UUID). */
+  vm: string;
+  service: 'vnc' | 'rdp';
+  /** RDP's port on the guest (default 3389). */
+  port?: number;
+  /** A fixed guest IP (`--ip`): skips discovery. */
+  ip?: string;
+}
+
+/** Where a forwarded connection goes. */
+export type ForwardTarget = ChannelTarget | VmTarget;
 
 /** One `-L`-style forward: a local listener and its remote target. */
 export interface ForwardSpec {

@@ -129,7 +129,7 @@ export function assembleInventory(raw: RawInventory): Inventory {
   };
 }
 
-function addressesFor(interfaces: InterfaceInfo[], networks: InventoryNetwork[], neighbours: Neighbour[], agent: RawSection | undefined): VmAddress[] {
+export function addressesFor(interfaces: InterfaceInfo[], networks: InventoryNetwork[], neighbours: Neighbour[], agent: RawSection | undefined): VmAddress[] {
   const out: VmAddress[] = [];
   const seen = new Set<string>();
   const add = (a: VmAddress): void => {

@@ -18,7 +18,7 @@ export interface VirshFailure {
 }
 
 const HINTS: Record<VirshErrorCode, string> = {
-  VM_NOT_FOUND: '`vmdesk vms HOST` lists the VMs that host has',
+  VM_NOT_FOUND: '`vmdesk ls HOST` lists the VMs that host has',
   LIBVIRT_PERMISSION_DENIED: "add the SSH user to the hypervisor's `libvirt` group (then log in again), or use a user that has it",
   LIBVIRT_UNAVAILABLE: 'libvirtd is not running on the hypervisor: start it (`systemctl start libvirtd`)',
   VIRSH_MISSING: 'install the libvirt client on the hypervisor (Debian: libvirt-clients; RHEL: libvirt-client)',

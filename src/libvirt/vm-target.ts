@@ -5,7 +5,7 @@
  * never depends on the exposure it replaces.
  */
 import { VmdeskError } from '../errors.js';
-import type { ForwardTarget } from '../forward/types.js';
+import type { ChannelTarget } from '../forward/types.js';
 import type { Inventory, InventoryDomain, VmAddress } from './inventory.js';
 
 /** Levenshtein distance, for "did you mean" suggestions. */
@@ -55,7 +55,7 @@ function requireRunning(d: InventoryDomain, host: string, what: string): void {
 }
 
 /** Where the VM's VNC server is, from the hypervisor's point of view. */
-export function vncTarget(d: InventoryDomain, host: string): ForwardTarget {
+export function vncTarget(d: InventoryDomain, host: string): ChannelTarget {
   const vnc = d.graphics.find((g) => g.type === 'vnc');
   if (!vnc) {
     const other = d.graphics.map((g) => g.type).join(', ');
@@ -80,7 +80,7 @@ export function vncTarget(d: InventoryDomain, host: string): ForwardTarget {
 }
 
 /** The VNC display number (port - 5900), used to pick the local port like `vncviewer host:N` does. */
-export function vncDisplay(target: ForwardTarget): number | undefined {
+export function vncDisplay(target: ChannelTarget): number | undefined {
   return target.kind === 'tcp' && target.port >= 5900 ? target.port - 5900 : undefined;
 }
 

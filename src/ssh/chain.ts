@@ -13,7 +13,7 @@ import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
 import type { Client as ClientType, ClientChannel } from 'ssh2';
 import { VmdeskError, isVmdeskError } from '../errors.js';
-import type { ForwardTarget } from '../forward/types.js';
+import type { ChannelTarget } from '../forward/types.js';
 import { createAuth, newCredentialCache, type CredentialCache } from './auth.js';
 import { verifyHostKey } from './host-key-policy.js';
 import { knownKeyTypes } from './known-hosts.js';
@@ -157,7 +157,7 @@ export class SshChain extends EventEmitter {
   }
 
   /** Open a channel from the last hop to a TCP target or a unix socket (RFC 4254 s7.2; OpenSSH's direct-streamlocal). */
-  async openChannel(target: ForwardTarget, origin: { address: string; port: number } = { address: '127.0.0.1', port: 0 }): Promise<Duplex> {
+  async openChannel(target: ChannelTarget, origin: { address: string; port: number } = { address: '127.0.0.1', port: 0 }): Promise<Duplex> {
     const client = await this.lastClient();
     const where = target.kind === 'tcp' ? `${target.host}:${target.port}` : `unix:${target.path}`;
     const dest = this.hops[this.hops.length - 1]!.label;
