@@ -108,9 +108,23 @@ function describe(r: SetupRun): string {
   return `${r.tool.padEnd(7)} rep ${r.rep + 1}: all ${PORTS} ports accept after ${fmt(r.setupMs / 1000)} s (first after ${fmt(r.firstAcceptMs / 1000)} s, command returned after ${fmt(r.commandMs / 1000)} s; ${describeLoad(r.load)}); client ${mem(r.client)}; servers ${mem(r.server)}; together unique ${fmt(kibToMib(r.uniqueKiB))} MiB; greetings ${r.greetingsOk}/${PORTS}`;
 }
 
+/** The floor under any Node.js agent: an idle `node` process of the client user, measured the same way. */
+async function idleNodeMemory(b: BenchLab): Promise<{ rssMiB: number; pssMiB: number; uniqueMiB: number }> {
+  const p = b.lab.spawnClient(['node', '-e', 'setInterval(() => {}, 1000)']);
+  try {
+    await sleep(1500);
+    const m = await sumMemory([p.pid]);
+    return { rssMiB: kibToMib(m.rssKiB), pssMiB: kibToMib(m.pssKiB), uniqueMiB: kibToMib(await uniqueResidentKiB([p.pid])) };
+  } finally {
+    await p.stop();
+  }
+}
+
 export async function benchSetup(b: BenchLab, opts: { reps: number }): Promise<BenchResult> {
   const peerName = 'seed loop (101 x ssh -L -N -f)';
   await b.stopAll();
+  const idleNode = await idleNodeMemory(b);
+  console.log(`  for reference, an idle node process: RSS ${fmt(idleNode.rssMiB)} / PSS ${fmt(idleNode.pssMiB)} / unique ${fmt(idleNode.uniqueMiB)} MiB`);
   const runs: SetupRun[] = [];
   for (let rep = 0; rep < opts.reps; rep++) {
     for (const tool of interleaved(rep)) {
@@ -136,7 +150,7 @@ export async function benchSetup(b: BenchLab, opts: { reps: number }): Promise<B
     name: 'setup',
     title: `Setup of ${PORTS} forwards ${FIRST_PORT}..${LAST_PORT} through the jump host`,
     comparisons,
-    details: { runs, reps: opts.reps },
+    details: { runs, reps: opts.reps, idleNode },
     notes: [],
   };
 }

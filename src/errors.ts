@@ -35,6 +35,7 @@ export const ERROR_CODES = [
   'VM_AMBIGUOUS',
   'VNC_NOT_CONFIGURED',
   'VM_NO_IP',
+  'VNC_SOCKET_DENIED',
   'INTERRUPTED',
   'INTERNAL',
 ] as const;

@@ -5,6 +5,7 @@
  * become a command. Needs only a way to run a command (`RemoteExec`), so it
  * does not depend on the ssh layer.
  */
+import { VmdeskError } from '../errors.js';
 import type { ChannelTarget, VmTarget } from '../forward/types.js';
 import { parseDomstate } from './domain-list.js';
 import { parseDomainXml } from './domain-xml.js';
@@ -62,6 +63,19 @@ export async function readDomain(exec: RemoteExec, uri: string, vm: string, opts
     d.addresses = addressesFor(info.interfaces, networks, neigh, undefined);
   }
   return d;
+}
+
+/**
+ * A unix-socket console is only usable if the SSH user may open it (QEMU
+ * creates them root-only unless told otherwise): check before promising a forward.
+ */
+export async function checkSocketAccess(exec: RemoteExec, path: string, host: string, vm: string): Promise<void> {
+  const r = await exec(`${commandLine(['test', '-w', path])} && ${commandLine(['test', '-r', path])}`);
+  if (r.code === 0) return;
+  throw new VmdeskError('VNC_SOCKET_DENIED', `the VNC console of ${vm} on ${host} is the unix socket ${path}, which the SSH user may not open`, {
+    context: { vm, host, path },
+    hint: "give the SSH user access to the socket and its directory, or make the console listen on TCP 127.0.0.1 (<graphics type='vnc' listen='127.0.0.1' autoport='yes'/>)",
+  });
 }
 
 /** Start a shut-off domain (`--start`). */

@@ -18,6 +18,8 @@ export const EXIT = {
   HOP_UNREACHABLE: 7,
   CHANNEL_REFUSED: 8,
   NOT_FOUND: 9,
+  VM_NOT_FOUND: 12,
+  VM_NOT_RUNNING: 17,
 } as const;
 
 export type HopStateJson = 'up' | 'connecting' | 'down';

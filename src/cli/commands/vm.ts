@@ -11,7 +11,7 @@ import { VmdeskError, isVmdeskError } from '../../errors.js';
 import type { ForwardSpec, VmTarget } from '../../forward/types.js';
 import { isExposed } from '../../libvirt/domain-xml.js';
 import type { InventoryDomain } from '../../libvirt/inventory.js';
-import { readDomain, readInventory, startDomain } from '../../libvirt/remote.js';
+import { checkSocketAccess, readDomain, readInventory, startDomain } from '../../libvirt/remote.js';
 import { quoteArg } from '../../libvirt/shell-quote.js';
 import { guestAddress, vncDisplay, vncTarget } from '../../libvirt/vm-target.js';
 import { formatTable } from '../output.js';
@@ -200,7 +200,8 @@ export async function vncCommand(ref: string, opts: VmCommandOptions, ctx: CliCo
   let domain: InventoryDomain;
   try {
     domain = await ensureRunning(host, found, opts.start ?? false);
-    vncTarget(domain, host.name); // fails early: not running, no VNC
+    const t = vncTarget(domain, host.name); // fails early: not running, no VNC
+    if (t.kind === 'unix') await checkSocketAccess(host.exec, t.path, host.name, domain.name!);
   } catch (err) {
     await host.chain.close();
     throw err;
@@ -251,6 +252,7 @@ export async function openCommand(ref: string, opts: VmCommandOptions, ctx: CliC
   try {
     domain = await ensureRunning(host, found, opts.start ?? false);
     const t = vncTarget(domain, host.name);
+    if (t.kind === 'unix') await checkSocketAccess(host.exec, t.path, host.name, domain.name!);
     specs.push(vmSpec({ host, domain }, 'vnc', 5900 + (vncDisplay(t) ?? 0), opts));
     try {
       ip = opts.ip ?? guestAddress(domain, host.name, ['DHCP leases', 'neighbour table']).ip;

@@ -311,12 +311,24 @@ async function startGuests(ns: string, timeoutMs: number): Promise<Map<string, s
     await rm(serialLogPath(d), { force: true });
     await virshChecked(ns, ['start', '--domain', d.uuid]);
   }
-  // Let the lab's SSH user reach the socket-attr console: QEMU creates it root-owned 0755.
-  for (const d of running.filter((x) => x.graphics === 'socket-attr')) {
-    await pollUntil(() => fileExists(vncSocketPath(d)), { timeoutMs: 10_000, what: `${vncSocketPath(d)}` });
-    const group = await runChecked(['getent', 'group', LIBVIRT_GROUP]);
-    await chown(vncSocketPath(d), 0, Number(group.split(':')[2]));
-    await chmod(vncSocketPath(d), 0o660);
+  // Let the lab's SSH user reach the unix-socket consoles: QEMU creates them root-owned 0755,
+  // and libvirt's own per-domain directory (for <listen type='socket'/>) is root-only.
+  const libvirtGid = Number((await runChecked(['getent', 'group', LIBVIRT_GROUP])).split(':')[2]);
+  for (const d of running.filter((x) => x.graphics === 'socket-attr' || x.graphics === 'socket-listen')) {
+    let path = vncSocketPath(d);
+    if (d.graphics === 'socket-listen') {
+      const xml = await virshChecked(ns, ['dumpxml', '--domain', d.uuid]);
+      const m = /<listen type='socket' socket='([^']+)'/.exec(xml);
+      if (!m?.[1]) throw new Error(`no socket in the live XML of ${JSON.stringify(d.name)}`);
+      path = m[1].replaceAll('&apos;', "'").replaceAll('&amp;', '&').replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&quot;', '"');
+      const dir = path.slice(0, path.lastIndexOf('/'));
+      await chown(dir, 0, libvirtGid);
+      await chmod(dir, 0o750);
+    }
+    const socket = path;
+    await pollUntil(() => fileExists(socket), { timeoutMs: 10_000, what: socket });
+    await chown(socket, 0, libvirtGid);
+    await chmod(socket, 0o660);
   }
   const addresses = new Map<string, string>();
   await Promise.all(
