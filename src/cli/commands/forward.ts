@@ -52,6 +52,18 @@ export function printTunnel(info: TunnelInfo, json: boolean, detached: boolean):
   process.stdout.write(`via ${info.chain}, one SSH connection${detached ? `; tunnel ${info.id} runs in the background (vmdesk ps, vmdesk stop ${info.id})` : '; Ctrl-C stops'}\n`);
 }
 
+/** Hand a tunnel to the background agent (started if needed); the terminal answers its questions meanwhile. */
+export async function openInAgent(ctx: CliContext, p: Omit<OpenParams, 'interactive' | 'agentSocket'>): Promise<TunnelInfo> {
+  const agent = await AgentClient.connect({ start: true, agentCommand: ctx.agentCommand, onNotice: (l) => process.stderr.write(`vmdesk: ${l}\n`) });
+  const prompter = choosePrompter();
+  try {
+    const params: OpenParams = { ...p, interactive: prompter !== undefined, ...(process.env.SSH_AUTH_SOCK ? { agentSocket: process.env.SSH_AUTH_SOCK } : {}) };
+    return (await agent!.request('open', params, prompter)) as TunnelInfo;
+  } finally {
+    agent!.close();
+  }
+}
+
 export async function forwardCommand(dest: string, specs: string[], opts: ForwardOptions, ctx: CliContext): Promise<number> {
   const bind = opts.bind ?? '127.0.0.1';
   const forwards = parseForwardSpecs(specs, { bindAddress: bind });
@@ -65,26 +77,11 @@ export async function forwardCommand(dest: string, specs: string[], opts: Forwar
     ...(opts.identity?.length ? { identityFiles: opts.identity } : {}),
     ...(opts.jump ? { jump: opts.jump } : {}),
   });
-  const prompter = choosePrompter();
   if (opts.detach) {
-    const agent = await AgentClient.connect({ start: true, agentCommand: ctx.agentCommand, onNotice: (l) => process.stderr.write(`vmdesk: ${l}\n`) });
-    try {
-      const params: OpenParams = {
-        dest,
-        hops,
-        specs: forwards,
-        autoPort: opts.autoPort ?? false,
-        acceptNewHostKey: opts.acceptNewHostKey ?? false,
-        interactive: prompter !== undefined,
-        ...(process.env.SSH_AUTH_SOCK ? { agentSocket: process.env.SSH_AUTH_SOCK } : {}),
-      };
-      const info = (await agent!.request('open', params, prompter)) as TunnelInfo;
-      printTunnel(info, opts.json ?? false, true);
-      return 0;
-    } finally {
-      agent!.close();
-    }
+    printTunnel(await openInAgent(ctx, { dest, hops, specs: forwards, autoPort: opts.autoPort ?? false, acceptNewHostKey: opts.acceptNewHostKey ?? false }), opts.json ?? false, true);
+    return 0;
   }
+  const prompter = choosePrompter();
   const chain = new SshChain(hops, {
     ...(prompter ? { prompter } : {}),
     acceptNewHostKey: opts.acceptNewHostKey ?? false,

@@ -2,8 +2,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AgentClient } from '../../daemon/agent-client.js';
-import type { OpenParams } from '../../daemon/agent.js';
 import { ensureRuntimeDir } from '../../daemon/runtime-dir.js';
 import { Tunnel, type TunnelInfo } from '../../daemon/tunnel.js';
 import { loadConfig } from '../../config/config.js';
@@ -15,11 +13,9 @@ import { checkSocketAccess, readDomain, readInventory, startDomain } from '../..
 import { quoteArg } from '../../libvirt/shell-quote.js';
 import { guestAddress, vncDisplay, vncTarget } from '../../libvirt/vm-target.js';
 import { formatTable } from '../output.js';
-import { choosePrompter } from '../prompters.js';
 import { openRdpClient, openVncViewer, rdpFileText } from '../viewers.js';
 import { connectHost, connectVm, hostTarget, type ConnectedHost, type HostOptions } from '../vm-context.js';
-import type { CliContext } from './forward.js';
-import { parsePortOption } from './forward.js';
+import { openInAgent, parsePortOption, type CliContext } from './forward.js';
 
 export interface VmCommandOptions extends HostOptions {
   port?: string;
@@ -139,7 +135,6 @@ interface Prepared {
   host: ConnectedHost;
   domain: InventoryDomain;
   specs: ForwardSpec[];
-  urls: { service: 'vnc' | 'rdp'; port: number }[];
 }
 
 /** Runs the tunnel in the agent (-d) or here until Ctrl-C, then prints/opens. */
@@ -147,24 +142,8 @@ async function runVmTunnel(p: Prepared, opts: VmCommandOptions, ctx: CliContext,
   const dest = `${p.host.name}/${p.domain.name}`;
   if (opts.detach) {
     await p.host.chain.close();
-    const agent = await AgentClient.connect({ start: true, agentCommand: ctx.agentCommand, onNotice: (l) => process.stderr.write(`vmdesk: ${l}\n`) });
-    try {
-      const prompter = choosePrompter();
-      const params: OpenParams = {
-        dest,
-        hops: p.host.hops,
-        specs: p.specs,
-        autoPort: opts.port === undefined,
-        acceptNewHostKey: opts.acceptNewHostKey ?? false,
-        interactive: prompter !== undefined,
-        ...(process.env.SSH_AUTH_SOCK ? { agentSocket: process.env.SSH_AUTH_SOCK } : {}),
-      };
-      const info = (await agent!.request('open', params, prompter)) as TunnelInfo;
-      after(info);
-      return 0;
-    } finally {
-      agent!.close();
-    }
+    after(await openInAgent(ctx, { dest, hops: p.host.hops, specs: p.specs, autoPort: opts.port === undefined, acceptNewHostKey: opts.acceptNewHostKey ?? false }));
+    return 0;
   }
   const chain = p.host.chain;
   chain.setPrompter(undefined);
@@ -208,12 +187,19 @@ export async function vncCommand(ref: string, opts: VmCommandOptions, ctx: CliCo
   }
   const display = vncDisplay(vncTarget(domain, host.name));
   const localPort = parsePortOption(opts.port) ?? 5900 + (display ?? 0);
-  return runVmTunnel({ host, domain, specs: [vmSpec({ host, domain }, 'vnc', localPort, opts)], urls: [] }, opts, ctx, (info) => {
+  return runVmTunnel({ host, domain, specs: [vmSpec({ host, domain }, 'vnc', localPort, opts)] }, opts, ctx, (info) => {
     const port = portOf(info, 'vnc');
     if (opts.json) process.stdout.write(`${JSON.stringify({ ...info, url: `vnc://127.0.0.1:${port}` })}\n`);
     else process.stdout.write(`vnc://127.0.0.1:${port}  (${printable(domain.name!)} on ${host.name}${port !== localPort ? `; ${localPort} was taken` : ''}${opts.detach ? `; tunnel ${info.id}, vmdesk stop ${info.id}` : ''})\n`);
     if (opts.open) reportViewer(openVncViewer(port), 'VNC viewer (vncviewer, remote-viewer, gvncviewer)');
   });
+}
+
+/** Writes the .rdp file for a forward (default: in the private runtime directory); returns its path. */
+function writeRdpFile(host: ConnectedHost, domain: InventoryDomain, port: number, opts: VmCommandOptions): string {
+  const file = opts.rdpFile ?? join(ensureRuntimeDir(), `${host.name}-${domain.name!.replace(/[^A-Za-z0-9._-]/g, '_')}.rdp`);
+  writeFileSync(file, rdpFileText(port), { mode: 0o600 });
+  return file;
 }
 
 function reportViewer(started: string | undefined, what: string): void {
@@ -233,10 +219,9 @@ export async function rdpCommand(ref: string, opts: VmCommandOptions, ctx: CliCo
     throw err;
   }
   const localPort = parsePortOption(opts.port) ?? 3389;
-  return runVmTunnel({ host, domain, specs: [vmSpec({ host, domain }, 'rdp', localPort, opts)], urls: [] }, opts, ctx, (info) => {
+  return runVmTunnel({ host, domain, specs: [vmSpec({ host, domain }, 'rdp', localPort, opts)] }, opts, ctx, (info) => {
     const port = portOf(info, 'rdp');
-    const file = opts.rdpFile ?? join(ensureRuntimeDir(), `${host.name}-${domain.name!.replace(/[^A-Za-z0-9._-]/g, '_')}.rdp`);
-    writeFileSync(file, rdpFileText(port), { mode: 0o600 });
+    const file = writeRdpFile(host, domain, port, opts);
     if (opts.json) process.stdout.write(`${JSON.stringify({ ...info, address: `127.0.0.1:${port}`, guestIp: ip, rdpFile: file })}\n`);
     else process.stdout.write(`rdp 127.0.0.1:${port} -> ${ip}:3389 (${printable(domain.name!)} on ${host.name}); .rdp file: ${file}${opts.detach ? `; tunnel ${info.id}` : ''}\n`);
     if (opts.open) reportViewer(openRdpClient(file, port), 'RDP client (xfreerdp, wlfreerdp)');
@@ -265,14 +250,10 @@ export async function openCommand(ref: string, opts: VmCommandOptions, ctx: CliC
     await host.chain.close();
     throw err;
   }
-  return runVmTunnel({ host, domain, specs, urls: [] }, { ...opts, detach: opts.detach ?? true, port: undefined }, ctx, (info) => {
+  return runVmTunnel({ host, domain, specs }, { ...opts, detach: opts.detach ?? true, port: undefined }, ctx, (info) => {
     const vnc = portOf(info, 'vnc');
     const rdp = ip ? portOf(info, 'rdp') : undefined;
-    let file: string | undefined;
-    if (rdp) {
-      file = opts.rdpFile ?? join(ensureRuntimeDir(), `${host.name}-${domain.name!.replace(/[^A-Za-z0-9._-]/g, '_')}.rdp`);
-      writeFileSync(file, rdpFileText(rdp), { mode: 0o600 });
-    }
+    const file = rdp ? writeRdpFile(host, domain, rdp, opts) : undefined;
     if (opts.json) process.stdout.write(`${JSON.stringify({ ...info, url: `vnc://127.0.0.1:${vnc}`, ...(rdp ? { rdp: `127.0.0.1:${rdp}`, guestIp: ip, rdpFile: file } : {}) })}\n`);
     else {
       process.stdout.write(`vnc://127.0.0.1:${vnc}\n`);
