@@ -5,17 +5,19 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { VmdeskError } from '../errors.js';
-import { runAgent } from '../daemon/agent.js';
 import { ensureRuntimeDir } from '../daemon/runtime-dir.js';
 import { VERSION } from '../daemon/version.js';
-import { forwardCommand, type ForwardOptions } from './commands/forward.js';
-import { psCommand, stopCommand } from './commands/ps.js';
-import { demoCommand } from './commands/demo.js';
-import { hostsCommand, lsCommand, openCommand, rdpCommand, vncCommand, type VmCommandOptions } from './commands/vm.js';
+import type { ForwardOptions } from './commands/forward.js';
+import type { VmCommandOptions } from './commands/vm.js';
 import { EXIT } from './exit-codes.js';
 import { reportError } from './output.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+// Commands are loaded when run: `vmdesk ps` or `forward -d` need neither the SSH library nor the XML parser.
+const forwardCmd = () => import('./commands/forward.js');
+const psCmd = () => import('./commands/ps.js');
+const vmCmd = () => import('./commands/vm.js');
 
 function stopSignal(): Promise<string> {
   return new Promise((resolve) => {
@@ -63,7 +65,7 @@ function buildProgram(run: (p: Promise<number>) => void): Command {
     .option('--accept-new-host-key', 'trust and record unknown host keys (never changed ones)')
     .option('--json', 'machine-readable output')
     .addHelpText('after', '\nExamples:\n  vmdesk forward -d kvmhost 5900\n  vmdesk forward -d kvmhost 5900-6000\n  vmdesk forward -J jump labuser@192.168.0.2 3389:192.168.122.217:3389')
-    .action((dest: string, specs: string[], opts: ForwardOptions) => run(forwardCommand(dest, specs, opts, { agentCommand, stopSignal: stopSignal() })));
+    .action((dest: string, specs: string[], opts: ForwardOptions) => run(forwardCmd().then((m) => m.forwardCommand(dest, specs, opts, { agentCommand, stopSignal: stopSignal() }))));
 
   const hostOptions = (c: Command): Command =>
     c
@@ -80,7 +82,7 @@ function buildProgram(run: (p: Promise<number>) => void): Command {
       .argument('[host...]', 'configured host names or ssh destinations (default: every configured host)'),
   )
     .addHelpText('after', '\nThe whole inventory of a host is read in one SSH round trip (virsh over the same chain).\nExample: vmdesk ls kvmhost')
-    .action((hosts: string[], opts: VmCommandOptions) => run(lsCommand(hosts, opts)));
+    .action((hosts: string[], opts: VmCommandOptions) => run(vmCmd().then((m) => m.lsCommand(hosts, opts))));
 
   const vmForwardOptions = (c: Command): Command =>
     hostOptions(c)
@@ -97,7 +99,7 @@ function buildProgram(run: (p: Promise<number>) => void): Command {
       .argument('<vm>', 'HOST/VM, or VM alone when exactly one configured host has it'),
   )
     .addHelpText('after', '\nThe console is looked up again for every new connection, so a VM restarted on another autoport still works.\nExample: vmdesk vnc -d kvmhost/win2016 --open')
-    .action((ref: string, opts: VmCommandOptions) => run(vncCommand(ref, opts, { agentCommand, stopSignal: stopSignal() })));
+    .action((ref: string, opts: VmCommandOptions) => run(vmCmd().then((m) => m.vncCommand(ref, opts, { agentCommand, stopSignal: stopSignal() }))));
 
   vmForwardOptions(
     program
@@ -107,7 +109,7 @@ function buildProgram(run: (p: Promise<number>) => void): Command {
   )
     .option('--ip <address>', 'the guest IP (skips discovery)')
     .option('--rdp-file <path>', 'where to write the .rdp file (default: the runtime directory)')
-    .action((ref: string, opts: VmCommandOptions) => run(rdpCommand(ref, opts, { agentCommand, stopSignal: stopSignal() })));
+    .action((ref: string, opts: VmCommandOptions) => run(vmCmd().then((m) => m.rdpCommand(ref, opts, { agentCommand, stopSignal: stopSignal() }))));
 
   vmForwardOptions(
     program
@@ -117,17 +119,17 @@ function buildProgram(run: (p: Promise<number>) => void): Command {
   )
     .option('--ip <address>', 'the guest IP (skips discovery)')
     .option('--rdp-file <path>', 'where to write the .rdp file')
-    .action((ref: string, opts: VmCommandOptions) => run(openCommand(ref, opts, { agentCommand, stopSignal: stopSignal() })));
+    .action((ref: string, opts: VmCommandOptions) => run(vmCmd().then((m) => m.openCommand(ref, opts, { agentCommand, stopSignal: stopSignal() }))));
 
   hostOptions(program.command('hosts').description('list the hypervisors of the config file and whether they answer (ssh and libvirt)')).action((opts: VmCommandOptions) =>
-    run(hostsCommand(opts)),
+    run(vmCmd().then((m) => m.hostsCommand(opts))),
   );
 
   program
     .command('ps')
     .description('list background tunnels: hops and their state, forwards, connections, bytes')
     .option('--json', 'machine-readable output')
-    .action((opts: { json?: boolean }) => run(psCommand(opts)));
+    .action((opts: { json?: boolean }) => run(psCmd().then((m) => m.psCommand(opts))));
 
   program
     .command('stop')
@@ -135,12 +137,12 @@ function buildProgram(run: (p: Promise<number>) => void): Command {
     .argument('[id...]', 'tunnel ids')
     .option('--all', 'stop every tunnel')
     .option('--json', 'machine-readable output')
-    .action((ids: string[], opts: { all?: boolean; json?: boolean }) => run(stopCommand(ids, opts)));
+    .action((ids: string[], opts: { all?: boolean; json?: boolean }) => run(psCmd().then((m) => m.stopCommand(ids, opts))));
 
   program
     .command('demo')
     .description('what `npm start` runs: the guided tour (an embedded demo site comes with the browser console)')
-    .action(() => run(demoCommand()));
+    .action(() => run(import('./commands/demo.js').then((m) => m.demoCommand())));
 
   program.addCommand(
     new Command('__agent').description('internal: the background agent').action(() =>
@@ -148,6 +150,7 @@ function buildProgram(run: (p: Promise<number>) => void): Command {
         (async () => {
           const dir = ensureRuntimeDir();
           const log = (l: string) => process.stdout.write(`${new Date().toISOString()} ${l}\n`);
+          const { runAgent } = await import('../daemon/agent.js');
           const ok = await runAgent({ dir, log });
           return ok ? 0 : EXIT.AGENT;
         })(),

@@ -12,7 +12,7 @@ import { isIPv6 } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { debuglog } from 'node:util';
-import SSHConfig from 'ssh-config';
+import type SSHConfigType from 'ssh-config';
 import { VmdeskError } from '../errors.js';
 import type { ResolvedHost } from './types.js';
 
@@ -571,10 +571,12 @@ function valueText(v: string | string[] | undefined): string | undefined {
  * CanonicalizeHostname makes the package shell out to nslookup.
  */
 async function resolveWithoutSsh(host: string, user: string | undefined, port: number | undefined, opts: ResolveOptions, local: LocalIdentity): Promise<ResolvedHost> {
+  // Loaded only here: the common path (ssh -G) should not pay for the parser at start-up.
+  const { default: SSHConfig } = await import('ssh-config');
   const config = SSHConfig.parse(await fallbackConfigText(opts, local));
   // The package tracks HostName/User for `Match host`/`Match user` only under their canonical spelling,
   // and compares the unexpanded HostName: normalise both so Match sees what OpenSSH sees.
-  const normalise = (lines: SSHConfig): void => {
+  const normalise = (lines: SSHConfigType): void => {
     for (const line of lines) {
       if (line.type !== SSHConfig.DIRECTIVE) continue;
       if (/^hostname$/i.test(line.param)) {

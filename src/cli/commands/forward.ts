@@ -2,9 +2,8 @@
 import { isIP } from 'node:net';
 import { AgentClient } from '../../daemon/agent-client.js';
 import type { OpenParams } from '../../daemon/agent.js';
-import { Tunnel, type TunnelInfo } from '../../daemon/tunnel.js';
+import type { TunnelInfo } from '../../daemon/tunnel.js';
 import { parseForwardSpecs } from '../../forward/port-spec.js';
-import { SshChain } from '../../ssh/chain.js';
 import { planHops } from '../../ssh/hop-plan.js';
 import type { HopSpec } from '../../ssh/types.js';
 import { VmdeskError } from '../../errors.js';
@@ -53,8 +52,8 @@ export function printTunnel(info: TunnelInfo, json: boolean, detached: boolean):
 }
 
 /** Hand a tunnel to the background agent (started if needed); the terminal answers its questions meanwhile. */
-export async function openInAgent(ctx: CliContext, p: Omit<OpenParams, 'interactive' | 'agentSocket'>): Promise<TunnelInfo> {
-  const agent = await AgentClient.connect({ start: true, agentCommand: ctx.agentCommand, onNotice: (l) => process.stderr.write(`vmdesk: ${l}\n`) });
+export async function openInAgent(ctx: CliContext, p: Omit<OpenParams, 'interactive' | 'agentSocket'>, started?: Promise<AgentClient | undefined>): Promise<TunnelInfo> {
+  const agent = await (started ?? connectAgent(ctx));
   const prompter = choosePrompter();
   try {
     const params: OpenParams = { ...p, interactive: prompter !== undefined, ...(process.env.SSH_AUTH_SOCK ? { agentSocket: process.env.SSH_AUTH_SOCK } : {}) };
@@ -64,12 +63,20 @@ export async function openInAgent(ctx: CliContext, p: Omit<OpenParams, 'interact
   }
 }
 
+/** Connect to the agent, starting it if none runs. */
+export function connectAgent(ctx: CliContext): Promise<AgentClient | undefined> {
+  return AgentClient.connect({ start: true, agentCommand: ctx.agentCommand, onNotice: (l) => process.stderr.write(`vmdesk: ${l}\n`) });
+}
+
 export async function forwardCommand(dest: string, specs: string[], opts: ForwardOptions, ctx: CliContext): Promise<number> {
   const bind = opts.bind ?? '127.0.0.1';
   const forwards = parseForwardSpecs(specs, { bindAddress: bind });
   for (const f of new Set(forwards.map((f) => f.bindAddress))) {
     if (!isLoopback(f)) process.stderr.write(`vmdesk: warning: listening on ${f}, not loopback: anyone who can reach this machine can use these forwards\n`);
   }
+  // Starting the agent (a new Node process) overlaps with reading ssh_config.
+  const agentStarted = opts.detach ? connectAgent(ctx) : undefined;
+  agentStarted?.catch(() => {});
   const hops: HopSpec[] = await planHops(dest, {
     ...(opts.config ? { configFile: opts.config } : {}),
     ...(opts.login ? { user: opts.login } : {}),
@@ -78,9 +85,11 @@ export async function forwardCommand(dest: string, specs: string[], opts: Forwar
     ...(opts.jump ? { jump: opts.jump } : {}),
   });
   if (opts.detach) {
-    printTunnel(await openInAgent(ctx, { dest, hops, specs: forwards, autoPort: opts.autoPort ?? false, acceptNewHostKey: opts.acceptNewHostKey ?? false }), opts.json ?? false, true);
+    printTunnel(await openInAgent(ctx, { dest, hops, specs: forwards, autoPort: opts.autoPort ?? false, acceptNewHostKey: opts.acceptNewHostKey ?? false }, agentStarted), opts.json ?? false, true);
     return 0;
   }
+  // The SSH library is loaded only for foreground tunnels: `-d` hands everything to the agent.
+  const [{ SshChain }, { Tunnel }] = await Promise.all([import('../../ssh/chain.js'), import('../../daemon/tunnel.js')]);
   const prompter = choosePrompter();
   const chain = new SshChain(hops, {
     ...(prompter ? { prompter } : {}),
