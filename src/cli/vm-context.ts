@@ -52,7 +52,7 @@ export function hostTarget(name: string, opts: HostOptions): HostTarget {
 export async function connectHost(t: HostTarget, opts: HostOptions): Promise<ConnectedHost> {
   const hops = await planHops(t.dest, { ...(t.sshConfig ? { configFile: t.sshConfig } : {}), ...(t.jump ? { jump: t.jump } : {}) });
   const prompter = choosePrompter();
-  const chain = new SshChain(hops, { ...(prompter ? { prompter } : {}), acceptNewHostKey: opts.acceptNewHostKey ?? false, reconnect: false });
+  const chain = new SshChain(hops, { ...(prompter ? { prompter } : {}), acceptNewHostKey: opts.acceptNewHostKey ?? false });
   await chain.connect();
   return { ...t, hops, chain, exec: (c) => chain.exec(c) };
 }
