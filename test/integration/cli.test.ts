@@ -179,3 +179,41 @@ describe('authentication and transports of the CLI', () => {
     assert.deepEqual(ps[0]!.hops.map((h) => h.label), ['target']);
   });
 });
+
+describe('questions asked on a terminal, as OpenSSH asks them', () => {
+  let site: Site;
+  let env: NodeJS.ProcessEnv;
+  before(async () => {
+    site = await startSite();
+    env = { ...process.env, VMDESK_RUNTIME_DIR: mkdtempSync(join(tmpdir(), 'vmdesk-rt-')), SSH_AUTH_SOCK: '', SSH_ASKPASS: '' };
+  });
+  after(async () => {
+    await site.close();
+  });
+
+  it('asks whether to trust an unknown host key on the terminal, and records it on "yes"', { timeout: 60_000 }, async () => {
+    const kh = join(site.dir, 'kh_tty');
+    writeFileSync(kh, `${knownHostsEntry(site.jump.port, site.jump.hostPublicKey)}\n`);
+    const cfg = join(site.dir, 'cfg_tty');
+    writeConfig(cfg, { jumpPort: site.jump.port, targetPort: site.target.port, keyFile: site.keyFile, knownHosts: kh });
+    // A terminal may be asked: drop BatchMode, and let StrictHostKeyChecking ask.
+    writeFileSync(cfg, readFileSync(cfg, 'utf8').replaceAll('  BatchMode yes\n', '').replaceAll('StrictHostKeyChecking yes', 'StrictHostKeyChecking ask'));
+    const port = await freePort();
+    const cmd = [process.execPath, '--import', 'tsx', MAIN, 'forward', '-F', cfg, 'target', `${port}:127.0.0.1:${site.echoPort}`].map((a) => `'${a}'`).join(' ');
+    // util-linux `script` gives the CLI a real pseudo-terminal.
+    const child = spawn('script', ['-qefc', cmd, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    for (let i = 0; i < 200 && !out.includes('continue connecting'); i++) await sleep(50);
+    assert.match(out, /The authenticity of host 'target'/);
+    assert.match(out, /ED25519|ssh-ed25519/i);
+    child.stdin.write('yes\r');
+    for (let i = 0; i < 200 && !out.includes('Ctrl-C'); i++) await sleep(50);
+    assert.equal(await echoRoundTrip(port, Buffer.from('tty')), sha256(Buffer.from('tty')));
+    assert.match(readFileSync(kh, 'utf8'), new RegExp(`\\[127\\.0\\.0\\.1\\]:${site.target.port} ssh-ed25519 `));
+    const exited = new Promise((r) => child.on('close', r));
+    child.stdin.write('\u0003');
+    child.kill('SIGTERM');
+    await exited;
+  });
+});
