@@ -217,3 +217,95 @@ describe('questions asked on a terminal, as OpenSSH asks them', () => {
     await exited;
   });
 });
+
+describe('keys, certificates and a stale agent', () => {
+  let site: Site;
+  let env: NodeJS.ProcessEnv;
+  before(async () => {
+    site = await startSite();
+    env = { ...process.env, VMDESK_RUNTIME_DIR: mkdtempSync(join(tmpdir(), 'vmdesk-rt-')), SSH_AUTH_SOCK: '' };
+  });
+  after(async () => {
+    await vmdesk(['stop', '--all'], env);
+    await site.close();
+  });
+
+  it('asks for the passphrase of an encrypted key (SSH_ASKPASS) and logs in with it', async () => {
+    const { utils } = (await import('ssh2')).default;
+    const enc = utils.generateKeyPairSync('ed25519', { passphrase: 'open-sesame', cipher: 'aes256-ctr', rounds: 16, comment: 'enc' });
+    const encKey = join(site.dir, 'id_enc');
+    writeFileSync(encKey, enc.private, { mode: 0o600 });
+    // The target accepts the encrypted key's public half (a second site user key).
+    const target2 = new (await import('../../src/demo/ssh-server.js')).DemoSshServer({ user: 'bob', authorizedKeys: [enc.public] });
+    await target2.start();
+    try {
+      const kh = join(site.dir, 'kh_enc');
+      writeFileSync(kh, `${knownHostsEntry(site.jump.port, site.jump.hostPublicKey)}\n${knownHostsEntry(target2.port, target2.hostPublicKey)}\n`);
+      const cfg = join(site.dir, 'cfg_enc');
+      writeConfig(cfg, { jumpPort: site.jump.port, targetPort: target2.port, keyFile: site.keyFile, knownHosts: kh, targetKeyFile: encKey });
+      writeFileSync(cfg, readFileSync(cfg, 'utf8').replaceAll('  BatchMode yes\n', ''));
+      const askpass = join(site.dir, 'askpass-enc.sh');
+      writeFileSync(askpass, `#!/bin/sh\necho "$1" >> ${join(site.dir, 'asked-enc.txt')}\necho open-sesame\n`, { mode: 0o755 });
+      const port = await freePort();
+      const r = await vmdesk(['forward', '-d', '-F', cfg, 'target', `${port}:127.0.0.1:${site.echoPort}`], { ...env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force' });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(readFileSync(join(site.dir, 'asked-enc.txt'), 'utf8'), /Enter passphrase for key '.*id_enc'/);
+      assert.equal(await echoRoundTrip(port, Buffer.from('enc')), sha256(Buffer.from('enc')));
+      // Without a way to ask, the encrypted key cannot be used: the failure names the hop.
+      await vmdesk(['stop', '--all'], env);
+      const batch = await vmdesk(['forward', '-d', '--json', '-F', cfg, 'target', `${await freePort()}:127.0.0.1:${site.echoPort}`], { ...env, SSH_ASKPASS: '' });
+      assert.equal(batch.code, 6, batch.stderr);
+      assert.match((JSON.parse(batch.stdout) as { error: { message: string } }).error.message, /encrypted, no passphrase/);
+    } finally {
+      await target2.stop();
+    }
+  });
+
+  it('says plainly that an OpenSSH certificate cannot be used', async () => {
+    const wrong = (await import('../../src/demo/ssh-server.js')).generateEd25519('wrong');
+    const key = join(site.dir, 'id_cert');
+    writeFileSync(key, wrong.privateKey, { mode: 0o600 });
+    // The mere presence of KEY-cert.pub is how OpenSSH picks up a certificate.
+    writeFileSync(`${key}-cert.pub`, 'ssh-ed25519-cert-v01@openssh.com AAAA placeholder\n');
+    const cfg = join(site.dir, 'cfg_cert');
+    writeConfig(cfg, { jumpPort: site.jump.port, targetPort: site.target.port, keyFile: site.keyFile, knownHosts: site.knownHosts, targetKeyFile: key });
+    const r = await vmdesk(['forward', '-d', '--json', '-F', cfg, 'target', `${await freePort()}:127.0.0.1:${site.echoPort}`], env);
+    assert.equal(r.code, 6, r.stderr);
+    const err = (JSON.parse(r.stdout) as { error: { code: string; context: { hop: string } } }).error;
+    assert.equal(err.code, 'SSH_CERT_UNSUPPORTED');
+    assert.equal(err.context.hop, 'target');
+  });
+
+  it('replaces an agent from another build without losing the command', async () => {
+    // A stand-in "old agent": answers hello with another build id, and shutdown by going away.
+    const { agentSocketPath } = await import('../../src/daemon/runtime-dir.js');
+    const { readMessages, writeMessage } = await import('../../src/daemon/control-protocol.js');
+    // A runtime directory of its own: the agent of the tests above may still be idling out in theirs.
+    const rtEnv = { ...env, VMDESK_RUNTIME_DIR: mkdtempSync(join(tmpdir(), 'vmdesk-rt-')) };
+    const path = agentSocketPath(rtEnv.VMDESK_RUNTIME_DIR);
+    let askedToGo = false;
+    const old = net.createServer((sock) => {
+      readMessages(
+        sock,
+        (m) => {
+          if (m.method === 'hello') writeMessage(sock, { id: m.id, result: { version: '0.0.1', build: '0.0.1+old', protocol: 1, pid: 1 } });
+          if (m.method === 'shutdown') {
+            askedToGo = true;
+            writeMessage(sock, { id: m.id, result: { ok: true } });
+            old.close();
+            sock.end();
+          }
+        },
+        () => {},
+      );
+    });
+    await new Promise<void>((r) => old.listen(path, () => r()));
+    const port = await freePort();
+    const r = await vmdesk(['forward', '-d', '-F', site.configFile, 'target', `${port}:127.0.0.1:${site.echoPort}`], rtEnv);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(askedToGo, true);
+    assert.match(r.stderr, /replacing vmdesk agent 0\.0\.1\+old/);
+    assert.equal(await echoRoundTrip(port, Buffer.from('new agent')), sha256(Buffer.from('new agent')));
+    await vmdesk(['stop', '--all'], rtEnv);
+  });
+});
