@@ -4,8 +4,8 @@
  * Every bench measures vmdesk and its peer in the same run, interleaved, and
  * reports medians and the ratio against the target from the issue.
  *
- *   npm run bench                        all four
- *   npm run bench -- throughput rtt      a subset: setup, throughput, parallel, rtt
+ *   npm run bench                        all five
+ *   npm run bench -- throughput rtt      a subset: setup, throughput, parallel, rtt, ls
  *   BENCH_QUICK=1 npm run bench          smaller transfers and fewer repetitions
  *
  * Results: a summary table at the end, and JSON in bench/results/ (gitignored).
@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BenchLab } from './bench-lab.js';
 import { describeMachine, machineInfo } from './machine-info.js';
+import { benchLs } from './ls.js';
 import { benchParallelStreams } from './parallel-streams.js';
 import { summaryTable, writeResults, type BenchResult } from './report.js';
 import { benchRoundTrip } from './round-trip.js';
@@ -48,6 +49,10 @@ const BENCHES: Record<string, { about: string; run: (b: BenchLab) => Promise<Ben
   rtt: {
     about: '2000 sequential 1-byte echo round trips through the 2-hop forward',
     run: (b) => benchRoundTrip(b, { count: 2000, reps: reps(5, 3) }),
+  },
+  ls: {
+    about: 'vmdesk ls kvmhost --json with 100 extra shut-off domains vs ssh kvmhost virsh list --all (needs the libvirt lab)',
+    run: (b) => benchLs(b, { extraDomains: 100, reps: reps(7, 3) }),
   },
 };
 

@@ -82,13 +82,7 @@ function checkBoundary(boundary: string): void {
  */
 export function buildInventoryScript(uri: string, boundary: string, opts: InventoryScriptOptions = {}): string {
   checkBoundary(boundary);
-  const agent = opts.agentAddresses
-    ? `  for vmd_d in $vmd_running; do
-    vmd_is_uuid "$vmd_d" || continue
-    vmd_run domifaddr-agent "$vmd_d" virsh -c "$vmd_uri" domifaddr --domain "$vmd_d" --source agent
-  done
-`
-    : '';
+  const agent = opts.agentAddresses ? '1' : '';
   return `# vmdesk inventory (src/libvirt/inventory-script.ts)
 LC_ALL=C
 export LC_ALL
@@ -97,6 +91,7 @@ export PATH
 set -f
 vmd_b=${quoteArg(`@@${boundary}`)}
 vmd_uri=${quoteArg(uri)}
+vmd_agent=${agent}
 exec 4>&1
 # vmd_run KIND KEY CMD...: stdout straight through, stderr captured, then the exit status.
 vmd_run() {
@@ -112,11 +107,14 @@ vmd_run() {
 vmd_run_xml() {
   printf '%s begin %s %s\\n' "$vmd_b" "$1" "$2"
   shift 2
-  vmd_err=$( { vmd_out=$("$@" 2>&3 3>&-); vmd_st=$?; printf '%s\\n' "$vmd_out" | sed "s/ passwd='[^']*'/ passwd='${REDACTED}'/g" >&4; exit "$vmd_st"; } 3>&1 )
+  vmd_err=$( { vmd_out=$("$@" 2>&3 3>&-); vmd_st=$?; printf '%s\\n' "$vmd_out" | vmd_redact >&4; exit "$vmd_st"; } 3>&1 )
   vmd_rc=$?
   printf '\\n%s end %s\\n' "$vmd_b" "$vmd_rc"
   if [ -n "$vmd_err" ]; then printf '%s\\n' "$vmd_err"; fi
   return 0
+}
+vmd_redact() {
+  sed "s/ passwd='[^']*'/ passwd='${REDACTED}'/g"
 }
 vmd_is_uuid() {
   case "$1" in
@@ -124,30 +122,126 @@ vmd_is_uuid() {
   esac
   return 1
 }
+# vmd_cmd KIND KEY: the virsh command of a section, fixed words and a checked UUID only.
+vmd_cmd() {
+  case "$1 $2" in
+    'version -') vmd_c='version' ;;
+    'list all') vmd_c='list --all --uuid' ;;
+    'list running') vmd_c='list --uuid --state-running' ;;
+    'list paused') vmd_c='list --uuid --state-paused' ;;
+    'list shutoff') vmd_c='list --uuid --state-shutoff' ;;
+    'list other') vmd_c='list --uuid --state-other' ;;
+    'net-list all') vmd_c='net-list --all --uuid' ;;
+    *)
+      vmd_is_uuid "$2" || return 1
+      case "$1" in
+        dumpxml) vmd_c="dumpxml --domain $2 --security-info" ;;
+        dumpxml-public) vmd_c="dumpxml --domain $2" ;;
+        domifaddr-agent) vmd_c="domifaddr --domain $2 --source agent" ;;
+        net-dumpxml) vmd_c="net-dumpxml --network $2" ;;
+        net-dhcp-leases) vmd_c="net-dhcp-leases --network $2" ;;
+        *) return 1 ;;
+      esac ;;
+  esac
+  return 0
+}
+# vmd_one KIND KEY: one section in a virsh process of its own (exact exit status and stderr).
+vmd_one() {
+  vmd_cmd "$1" "$2" || return 0
+  case "$1" in
+    dumpxml)
+      vmd_run_xml dumpxml "$2" virsh -c "$vmd_uri" $vmd_c
+      if [ "$vmd_rc" -ne 0 ]; then vmd_run dumpxml-public "$2" virsh -c "$vmd_uri" dumpxml --domain "$2"; fi ;;
+    dumpxml-public) vmd_run_xml dumpxml-public "$2" virsh -c "$vmd_uri" $vmd_c ;;
+    *) vmd_run "$1" "$2" virsh -c "$vmd_uri" $vmd_c ;;
+  esac
+}
+# Batches: many sections from one virsh process (one connection), each command
+# framed with virsh's own echo. virsh goes on after a failing command and
+# exits with the last command's status, so a section is trusted when the batch
+# wrote nothing on stderr, or when its output is not blank (a failed command
+# prints nothing but a newline); every other section is left out and named on
+# vmd_redo ("KIND KEY" pairs) to be run again. vmd_add KIND KEY queues one.
+vmd_q=''
+vmd_qn=0
+vmd_want=''
+vmd_redo=''
+vmd_add() {
+  vmd_cmd "$1" "$2" || return 0
+  vmd_q="$vmd_q echo $vmd_b begin $1 $2; $vmd_c; echo $vmd_b end -;"
+  vmd_want="$vmd_want $1/$2"
+  vmd_qn=$((vmd_qn + 1))
+  # One argument must stay under Linux's 128 KiB MAX_ARG_STRLEN.
+  if [ "$vmd_qn" -ge 200 ]; then vmd_flush; fi
+}
+vmd_flush() {
+  [ "$vmd_qn" -gt 0 ] || return 0
+  vmd_redo="$vmd_redo
+$( { { vmd_e=$(virsh -c "$vmd_uri" "$vmd_q" 2>&1 1>&3 3>&-); vmd_s=$?
+      printf '%s batch-end %s\\n' "$vmd_b" "$vmd_s"
+      if [ -n "$vmd_e" ]; then printf '%s\\n' "$vmd_e"; fi; } 3>&1 | vmd_redact | awk -v b="$vmd_b" -v want="$vmd_want" '
+  BEGIN { n = 0; part = 0; tail = 0; err = ""; st = "" }
+  tail { err = err $0 "\\n"; next }
+  index($0, b " batch-end ") == 1 { st = substr($0, length(b) + 12); tail = 1; part = 0; next }
+  part && $0 == b " end -" { done[n] = 1; part = 0; next }
+  index($0, b " begin ") == 1 { n++; hdr[n] = $0; body[n] = ""; part = 1; next }
+  part { body[n] = body[n] $0 "\\n"; next }
+  END {
+    clean = (st == "0" && err == "")
+    for (i = 1; i <= n; i++) {
+      if (!done[i] || !(clean || body[i] ~ /[^ \\t\\n]/)) continue
+      printf "%s\\n%s\\n%s end 0\\n", hdr[i], body[i], b
+      w = substr(hdr[i], length(b) + 8); sub(/ /, "/", w); ok[w] = 1
+    }
+    printf "%s begin batch %d\\n\\n%s end %s\\n%s", b, n, b, (st == "" ? "-1" : st), err
+    c = split(want, ws, " ")
+    for (i = 1; i <= c; i++) if (!(ws[i] in ok)) { w = ws[i]; sub(/\\//, " ", w); print w > "/dev/stderr" }
+  }' 2>&1 1>&4 4>&-; } )"
+  vmd_q=''
+  vmd_qn=0
+  vmd_want=''
+}
 printf '\\n'
-vmd_run version - virsh -c "$vmd_uri" version
-vmd_run list all virsh -c "$vmd_uri" list --all --uuid
-if [ "$vmd_rc" -eq 0 ]; then
-  vmd_run list running virsh -c "$vmd_uri" list --uuid --state-running
-  vmd_run list paused virsh -c "$vmd_uri" list --uuid --state-paused
-  vmd_run list shutoff virsh -c "$vmd_uri" list --uuid --state-shutoff
-  vmd_run list other virsh -c "$vmd_uri" list --uuid --state-other
-  # A second, quiet listing feeds the loops (a section's stdout is not kept by the shell).
-  vmd_all=$(virsh -c "$vmd_uri" list --all --uuid 2>/dev/null)
-  vmd_running=$(virsh -c "$vmd_uri" list --uuid --state-running 2>/dev/null)
-  for vmd_d in $vmd_all; do
-    vmd_is_uuid "$vmd_d" || continue
-    vmd_run_xml dumpxml "$vmd_d" virsh -c "$vmd_uri" dumpxml --domain "$vmd_d" --security-info
-    if [ "$vmd_rc" -ne 0 ]; then
-      vmd_run dumpxml-public "$vmd_d" virsh -c "$vmd_uri" dumpxml --domain "$vmd_d"
-    fi
+# The UUIDs the batch is made of (quiet; the batch lists them again, framed).
+vmd_ids=$(virsh -c "$vmd_uri" "list --all --uuid; echo $vmd_b nets; net-list --all --uuid; echo $vmd_b running; list --uuid --state-running" 2>/dev/null)
+if [ "$?" -ne 0 ]; then
+  vmd_run list all virsh -c "$vmd_uri" list --all --uuid
+  vmd_ok=$vmd_rc
+  vmd_ids=''
+else
+  vmd_ok=0
+fi
+if [ "$vmd_ok" -eq 0 ]; then
+  for vmd_k in 'version -' 'list all' 'list running' 'list paused' 'list shutoff' 'list other' 'net-list all'; do
+    vmd_add $vmd_k
   done
-${agent}  vmd_run net-list all virsh -c "$vmd_uri" net-list --all --uuid
-  vmd_nets=$(virsh -c "$vmd_uri" net-list --all --uuid 2>/dev/null)
-  for vmd_n in $vmd_nets; do
-    vmd_is_uuid "$vmd_n" || continue
-    vmd_run net-dumpxml "$vmd_n" virsh -c "$vmd_uri" net-dumpxml --network "$vmd_n"
-    vmd_run net-dhcp-leases "$vmd_n" virsh -c "$vmd_uri" net-dhcp-leases --network "$vmd_n"
+  vmd_m=domains
+  vmd_next=''
+  for vmd_w in $vmd_ids; do
+    if [ -n "$vmd_next" ]; then vmd_m=$vmd_w; vmd_next=''; continue; fi
+    if [ "$vmd_w" = "$vmd_b" ]; then vmd_next=1; continue; fi
+    vmd_is_uuid "$vmd_w" || continue
+    case "$vmd_m" in
+      domains) vmd_add dumpxml "$vmd_w" ;;
+      nets) vmd_add net-dumpxml "$vmd_w"; vmd_add net-dhcp-leases "$vmd_w" ;;
+      running) if [ -n "$vmd_agent" ]; then vmd_add domifaddr-agent "$vmd_w"; fi ;;
+    esac
+  done
+  vmd_flush
+  # What failed in a batch: a domain's secure dumpxml goes to one more batch as plain dumpxml (read-only access), the rest runs alone.
+  vmd_again=$vmd_redo
+  vmd_redo=''
+  set -- $vmd_again
+  while [ "$#" -ge 2 ]; do
+    if [ "$1" = dumpxml ]; then vmd_add dumpxml-public "$2"; else vmd_one "$1" "$2"; fi
+    shift 2
+  done
+  vmd_flush
+  # A plain dumpxml that failed in a batch too: both again, alone, so the error is this domain's own.
+  set -- $vmd_redo
+  while [ "$#" -ge 2 ]; do
+    if [ "$1" = dumpxml-public ]; then vmd_one dumpxml "$2"; else vmd_one "$1" "$2"; fi
+    shift 2
   done
 fi
 if command -v ip >/dev/null 2>&1; then

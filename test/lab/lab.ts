@@ -42,6 +42,7 @@ import {
   type ServerName,
   type SshdSpec,
 } from './sshd.js';
+import { fileExists } from './files.js';
 
 export type { RunResult } from './exec.js';
 export type { ServerName } from './sshd.js';
@@ -205,14 +206,6 @@ async function waitBackground(name: string, pid: number, ready: () => Promise<bo
   );
 }
 
-async function fileExists(p: string): Promise<boolean> {
-  try {
-    await access(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Builds the lab from scratch (removing an earlier run's leftovers first) and returns a handle to drive it. */
 export async function labUp(): Promise<Lab> {

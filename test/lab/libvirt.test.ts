@@ -7,7 +7,7 @@
  * up (VMDESK_LAB_HOST_NS names another, e.g. while a lab run owns vmd-host).
  */
 import assert from 'node:assert/strict';
-import { access, chown, mkdir } from 'node:fs/promises';
+import { chown, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { assembleInventory, type Inventory } from '../../src/libvirt/inventory.js';
@@ -16,18 +16,11 @@ import { SERVER_USER, ensureUser } from './accounts.js';
 import { runProcess } from './exec.js';
 import { HOSTILE_NAMES, LAB_DOMAINS, VNC_PASSWORD, WIN2016_IP, WIN2016_MAC } from './libvirt/domains.js';
 import { libvirtDown, libvirtUp, namespaceExists, type Hypervisor } from './libvirt/hypervisor.js';
+import { fileExists } from './files.js';
 
 const NS = process.env.VMDESK_LAB_HOST_NS ?? 'vmd-host';
 const SERVER_HOME = '/home/labuser';
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await access(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('libvirt lab: real libvirtd and QEMU guests in the host namespace', { timeout: 600_000 }, () => {
   let hv: Hypervisor;
@@ -130,7 +123,7 @@ describe('libvirt lab: real libvirtd and QEMU guests in the host namespace', { t
       assert.equal((await hv.tcpRead(ip, 3389)).trim(), `RDP-LAB ${name}`);
     }
     for (const dir of [process.cwd(), '/', '/tmp', SERVER_HOME, '/root']) {
-      for (const f of ['pwned', 'pwned2']) assert.equal(await exists(join(dir, f)), false, `${join(dir, f)} exists`);
+      for (const f of ['pwned', 'pwned2']) assert.equal(await fileExists(join(dir, f)), false, `${join(dir, f)} exists`);
     }
   });
 

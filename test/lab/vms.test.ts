@@ -7,12 +7,12 @@
  */
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { access } from 'node:fs/promises';
 import { labDown, labUp, type Lab } from './lab.js';
 import { EXIT, assertExit, parseJsonError, stopAll, vmdeskOk } from './cli-contract.js';
 import { libvirtDown, libvirtUp, type Hypervisor } from './libvirt/hypervisor.js';
 import { HOSTILE_NAMES, WIN2016_IP, WIN2016_MAC } from './libvirt/domains.js';
 import { rfbHello } from './rfb.js';
+import { fileExists } from './files.js';
 
 let lab: Lab;
 let hv: Hypervisor;
@@ -58,14 +58,6 @@ async function readBanner(port: number): Promise<string> {
   });
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await access(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('VMs by name through the jump host', () => {
   test('ls lists every VM with state, console, password flag, and win2016 found by its MAC', { timeout: 120_000 }, async () => {
@@ -122,8 +114,8 @@ describe('VMs by name through the jump host', () => {
       assert.equal((await nameAt(port)).name, `QEMU (${name})`);
     }
     for (const dir of ['/', '/tmp', '/home/labuser', '/home/vmdclient', process.cwd(), '/var/lib/libvirt/qemu']) {
-      assert.equal(await exists(`${dir}/pwned`), false, `${dir}/pwned`);
-      assert.equal(await exists(`${dir}/pwned2`), false, `${dir}/pwned2`);
+      assert.equal(await fileExists(`${dir}/pwned`), false, `${dir}/pwned`);
+      assert.equal(await fileExists(`${dir}/pwned2`), false, `${dir}/pwned2`);
     }
   });
 
@@ -157,5 +149,35 @@ describe('VMs by name through the jump host', () => {
     assert.equal((await hv.virsh(['destroy', '--domain', 'win2019'])).code, 0);
     assert.equal((await hv.virsh(['start', '--domain', 'win2019'])).code, 0);
     assert.equal((await nameAt(port)).name, 'QEMU (win2019)');
+  });
+
+  test('a shut-off VM started with --start is reached', { timeout: 240_000 }, async () => {
+    const r = await vmdeskOk(lab, ['vnc', '-d', '--json', '--start', 'kvmhost/win2012'], 180_000);
+    const port = (JSON.parse(r.stdout) as { forwards: { localPort: number }[] }).forwards[0]!.localPort;
+    assert.equal((await nameAt(port)).name, 'QEMU (win2012)');
+    assert.equal((await hv.virsh(['destroy', '--domain', 'win2012'])).code, 0);
+  });
+
+  test('named hosts from ~/.config/vmdesk/config.yaml: hosts, ls of all, and a bare VM name', { timeout: 120_000 }, async () => {
+    // Two steps so both new directories belong to the client user.
+    await lab.writeClientFile('.config/.keep', '');
+    await lab.writeClientFile('.config/vmdesk/config.yaml', 'hosts:\n  lab: kvmhost\n');
+    try {
+      const hosts = JSON.parse((await vmdeskOk(lab, ['hosts', '--json'])).stdout) as { hosts: { name: string; reachable: boolean; libvirt: boolean }[] };
+      assert.deepEqual(
+        hosts.hosts.map((h) => [h.name, h.reachable, h.libvirt]),
+        [['lab', true, true]],
+      );
+      const all = JSON.parse((await vmdeskOk(lab, ['ls', '--json'])).stdout) as { host: string; vms: LsVm[] }[];
+      assert.deepEqual(all.map((h) => h.host), ['lab']);
+      assert.ok(all[0]!.vms.some((v) => v.name === 'win2016'));
+      const r = await vmdeskOk(lab, ['vnc', '-d', '--json', 'win2016']);
+      const port = (JSON.parse(r.stdout) as { forwards: { localPort: number }[] }).forwards[0]!.localPort;
+      assert.equal((await nameAt(port)).name, 'QEMU (win2016)');
+      const bad = await lab.vmdesk(['ls', '--json', '--config', '/nonexistent/config.yaml']);
+      assert.equal(parseJsonError(bad).error.code, 'CONFIG_INVALID');
+    } finally {
+      await lab.writeClientFile('.config/vmdesk/config.yaml', '');
+    }
   });
 });

@@ -9,10 +9,11 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runChecked } from '../exec.js';
 import { buildCpio, type CpioEntry } from './cpio.js';
+import { fileExists } from '../files.js';
 
 export const GUEST_CACHE_DIR = '/var/cache/vmdesk-lab/guest';
 const BUSYBOX = '/bin/busybox';
@@ -85,14 +86,6 @@ const RDP_BANNER = `#!/bin/sh
 printf 'RDP-LAB %s\\n' "$(cat /etc/vmdlab-name)"
 `;
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The kernel package `linux-image-amd64` currently depends on (needs `apt-get update` once). */
 async function currentKernelPackage(): Promise<string> {
@@ -131,7 +124,7 @@ async function findFile(dir: string, test: (name: string) => boolean): Promise<s
 }
 
 async function isKernelDir(dir: string): Promise<boolean> {
-  return (await exists(join(dir, 'vmlinuz'))) && (await exists(join(dir, 'e1000.ko')));
+  return (await fileExists(join(dir, 'vmlinuz'))) && (await fileExists(join(dir, 'e1000.ko')));
 }
 
 /**
@@ -222,7 +215,7 @@ export async function ensureGuestImage(cacheDir = GUEST_CACHE_DIR): Promise<Gues
   const e1000 = await readFile(kernel.e1000);
   const recipe = createHash('sha256').update(INIT).update(UDHCPC_SCRIPT).update(RDP_BANNER).update(busybox).update(e1000).digest('hex').slice(0, 16);
   const initrd = join(cacheDir, `initrd-${recipe}.cpio`);
-  const isFromCache = kernel.isFromCache && (await exists(initrd));
+  const isFromCache = kernel.isFromCache && (await fileExists(initrd));
   if (!isFromCache) {
     const tmp = `${initrd}.tmp-${process.pid}`;
     await writeFile(tmp, buildCpio(initramfsEntries(busybox, e1000)));
