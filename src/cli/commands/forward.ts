@@ -34,6 +34,13 @@ function isLoopback(addr: string): boolean {
   return addr === 'localhost' || addr === '::1' || (isIP(addr) === 4 && addr.startsWith('127.'));
 }
 
+/** Listeners are loopback-only unless the user says otherwise; then say what that means. */
+export function warnIfNotLoopback(addresses: string[]): void {
+  for (const a of new Set(addresses)) {
+    if (!isLoopback(a)) process.stderr.write(`vmdesk: warning: listening on ${a}, not loopback: anyone who can reach this machine can use these forwards\n`);
+  }
+}
+
 export function parsePortOption(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
@@ -71,9 +78,7 @@ export function connectAgent(ctx: CliContext): Promise<AgentClient | undefined> 
 export async function forwardCommand(dest: string, specs: string[], opts: ForwardOptions, ctx: CliContext): Promise<number> {
   const bind = opts.bind ?? '127.0.0.1';
   const forwards = parseForwardSpecs(specs, { bindAddress: bind });
-  for (const f of new Set(forwards.map((f) => f.bindAddress))) {
-    if (!isLoopback(f)) process.stderr.write(`vmdesk: warning: listening on ${f}, not loopback: anyone who can reach this machine can use these forwards\n`);
-  }
+  warnIfNotLoopback(forwards.map((f) => f.bindAddress));
   // Starting the agent (a new Node process) overlaps with reading ssh_config.
   const agentStarted = opts.detach ? connectAgent(ctx) : undefined;
   agentStarted?.catch(() => {});

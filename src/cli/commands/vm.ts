@@ -15,7 +15,7 @@ import { guestAddress, vncDisplay, vncTarget } from '../../libvirt/vm-target.js'
 import { formatTable } from '../output.js';
 import { openRdpClient, openVncViewer, rdpFileText } from '../viewers.js';
 import { connectHost, connectVm, hostTarget, type ConnectedHost, type HostOptions } from '../vm-context.js';
-import { openInAgent, parsePortOption, type CliContext } from './forward.js';
+import { openInAgent, parsePortOption, warnIfNotLoopback, type CliContext } from './forward.js';
 
 export interface VmCommandOptions extends HostOptions {
   port?: string;
@@ -139,6 +139,7 @@ interface Prepared {
 
 /** Runs the tunnel in the agent (-d) or here until Ctrl-C, then prints/opens. */
 async function runVmTunnel(p: Prepared, opts: VmCommandOptions, ctx: CliContext, after: (info: TunnelInfo) => void): Promise<number> {
+  warnIfNotLoopback(p.specs.map((s) => s.bindAddress));
   const dest = `${p.host.name}/${p.domain.name}`;
   if (opts.detach) {
     await p.host.chain.close();
