@@ -6,7 +6,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fmt } from './stats.js';
+import { fmt, median } from './stats.js';
 
 /** A target on the ratio (`ratio >= 50`) or on vmdesk's own number (`vmdesk <= 200 MiB`). */
 export interface Target {
@@ -27,6 +27,14 @@ export interface Comparison {
   ratioMeaning: string;
   target?: Target;
   met?: boolean;
+  /**
+   * Median of the per-repetition ratios (each vmdesk run against the peer's run next to it in time). Less moved
+   * than the ratio of medians when a burst of other work on the machine hits one tool's runs more than the other's.
+   */
+  pairedRatio?: number;
+  pairedRatios?: number[];
+  /** `met`/`missed` when the ratio of medians and the paired ratio agree on the target, else `unclear`. */
+  verdict?: 'met' | 'missed' | 'unclear';
 }
 
 export interface BenchResult {
@@ -52,8 +60,11 @@ export function compare(opts: {
   ratioIs: 'vmdesk/peer' | 'peer/vmdesk';
   ratioWord: string;
   target?: Target;
+  /** [vmdesk, peer] of each repetition, for the paired ratio. */
+  pairs?: [number, number][];
 }): Comparison {
-  const ratio = opts.ratioIs === 'vmdesk/peer' ? opts.vmdesk / opts.peer : opts.peer / opts.vmdesk;
+  const ratioOf = (v: number, p: number) => (opts.ratioIs === 'vmdesk/peer' ? v / p : p / v);
+  const ratio = ratioOf(opts.vmdesk, opts.peer);
   const c: Comparison = {
     what: opts.what,
     unit: opts.unit,
@@ -63,18 +74,26 @@ export function compare(opts: {
     ratio,
     ratioMeaning: `${opts.ratioIs} (${opts.ratioWord})`,
   };
+  if (opts.pairs && opts.pairs.length > 1) {
+    c.pairedRatios = opts.pairs.map(([v, p]) => ratioOf(v, p));
+    c.pairedRatio = median(c.pairedRatios);
+  }
   if (opts.target) {
     const t = opts.target;
-    const v = t.on === 'ratio' ? ratio : opts.vmdesk;
+    const meets = (v: number) => (t.op === '>=' ? v >= t.value : v <= t.value);
     c.target = t;
-    c.met = t.op === '>=' ? v >= t.value : v <= t.value;
+    c.met = meets(t.on === 'ratio' ? ratio : opts.vmdesk);
+    const pairedMet = t.on === 'ratio' && c.pairedRatio !== undefined ? meets(c.pairedRatio) : c.met;
+    c.verdict = c.met && pairedMet ? 'met' : !c.met && !pairedMet ? 'missed' : 'unclear';
   }
   return c;
 }
 
 export function printComparison(c: Comparison): void {
-  const target = c.target ? `  target ${targetText(c.target, c.unit)}: ${c.met ? 'MET' : 'MISSED'}` : '';
-  console.log(`  ${c.what}: vmdesk ${fmt(c.vmdesk)} ${c.unit}, ${c.peerName} ${fmt(c.peer)} ${c.unit}, ${c.ratioMeaning} = ${fmt(c.ratio)}${target}`);
+  const verdicts = { met: 'MET', missed: 'MISSED', unclear: 'UNCLEAR (the ratio of medians and the paired ratio disagree)' };
+  const target = c.target && c.verdict ? `  target ${targetText(c.target, c.unit)}: ${verdicts[c.verdict]}` : '';
+  const paired = c.pairedRatios ? ` (per repetition: ${c.pairedRatios.map(fmt).join(', ')}; median ${fmt(c.pairedRatio!)})` : '';
+  console.log(`  ${c.what}: vmdesk ${fmt(c.vmdesk)} ${c.unit}, ${c.peerName} ${fmt(c.peer)} ${c.unit}, ${c.ratioMeaning} = ${fmt(c.ratio)}${paired}${target}`);
 }
 
 function table(rows: string[][]): string {
@@ -83,7 +102,7 @@ function table(rows: string[][]): string {
 }
 
 export function summaryTable(results: readonly BenchResult[]): string {
-  const rows: string[][] = [['bench', 'measure', 'vmdesk', 'peer', 'ratio', 'target', 'met']];
+  const rows: string[][] = [['bench', 'measure', 'vmdesk', 'peer', 'ratio', 'paired', 'target', 'met']];
   for (const r of results) {
     for (const c of r.comparisons) {
       rows.push([
@@ -92,8 +111,9 @@ export function summaryTable(results: readonly BenchResult[]): string {
         `${fmt(c.vmdesk)} ${c.unit}`,
         `${fmt(c.peer)} ${c.unit}`,
         `${fmt(c.ratio)} (${c.ratioMeaning.split(' ')[0]})`,
+        c.pairedRatio !== undefined ? fmt(c.pairedRatio) : '-',
         c.target ? targetText(c.target, c.unit) : '-',
-        c.target ? (c.met ? 'yes' : 'NO') : '-',
+        c.verdict === 'met' ? 'yes' : c.verdict === 'missed' ? 'NO' : c.verdict === 'unclear' ? 'unclear' : '-',
       ]);
     }
   }
@@ -106,4 +126,14 @@ export async function writeResults(dir: string, payload: { startedAt: string } &
   const file = join(dir, `${payload.startedAt.replace(/[:.]/g, '-')}.json`);
   await writeFile(file, `${JSON.stringify(payload, null, 2)}\n`);
   return file;
+}
+
+/** [vmdesk, peer] per repetition, from runs tagged with their tool and repetition (the peer's tool is anything but 'vmdesk'). */
+export function pairByRep<R extends { tool: string; rep: number }>(runs: readonly R[], f: (r: R) => number): [number, number][] {
+  const pairs: [number, number][] = [];
+  for (const v of runs.filter((r) => r.tool === 'vmdesk')) {
+    const p = runs.find((r) => r.tool !== 'vmdesk' && r.rep === v.rep);
+    if (p) pairs.push([f(v), f(p)]);
+  }
+  return pairs;
 }

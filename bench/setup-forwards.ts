@@ -21,7 +21,7 @@ import { describeRun, lastJsonLine } from './bench-lab.js';
 import { interleaved, type Tool } from './forwards.js';
 import { describeLoad, loadBetween, loadSnapshot, type LoadDuring } from './machine-load.js';
 import { sumMemory, uniqueResidentKiB, type MemoryTotal } from './proc-stats.js';
-import { compare, printComparison, type BenchResult } from './report.js';
+import { compare, pairByRep, printComparison, type BenchResult } from './report.js';
 import { fmt, kibToMib, median } from './stats.js';
 
 const FIRST_PORT = 5900;
@@ -138,7 +138,7 @@ export async function benchSetup(b: BenchLab, opts: { reps: number }): Promise<B
   const totalPss = (r: SetupRun) => kibToMib(r.client.pssKiB + r.server.pssKiB);
   const totalRss = (r: SetupRun) => kibToMib(r.client.rssKiB + r.server.rssKiB);
   const comparisons = [
-    compare({ what: `time until ${PORTS} ports accept`, unit: 's', vmdesk: med('vmdesk', (r) => r.setupMs / 1000), peer: med('openssh', (r) => r.setupMs / 1000), peerName, ratioIs: 'peer/vmdesk', ratioWord: 'x faster', target: { on: 'ratio', op: '>=', value: 50 } }),
+    compare({ what: `time until ${PORTS} ports accept`, unit: 's', vmdesk: med('vmdesk', (r) => r.setupMs / 1000), peer: med('openssh', (r) => r.setupMs / 1000), peerName, ratioIs: 'peer/vmdesk', ratioWord: 'x faster', target: { on: 'ratio', op: '>=', value: 50 }, pairs: pairByRep(runs, (r) => r.setupMs / 1000) }),
     compare({ what: 'memory, client + sshd sessions (unique pages)', unit: 'MiB', vmdesk: med('vmdesk', (r) => kibToMib(r.uniqueKiB)), peer: med('openssh', (r) => kibToMib(r.uniqueKiB)), peerName, ratioIs: 'peer/vmdesk', ratioWord: 'x less', target: { on: 'ratio', op: '>=', value: 30 } }),
     compare({ what: 'memory, client + sshd sessions (summed PSS)', unit: 'MiB', vmdesk: med('vmdesk', totalPss), peer: med('openssh', totalPss), peerName, ratioIs: 'peer/vmdesk', ratioWord: 'x less', target: { on: 'ratio', op: '>=', value: 30 } }),
     compare({ what: 'memory, client + sshd sessions (summed RSS)', unit: 'MiB', vmdesk: med('vmdesk', totalRss), peer: med('openssh', totalRss), peerName, ratioIs: 'peer/vmdesk', ratioWord: 'x less', target: { on: 'ratio', op: '>=', value: 30 } }),

@@ -110,3 +110,10 @@ describe('isLoopback / isExposed', () => {
     assert.equal(isExposed(g([])), false);
   });
 });
+
+describe('parseDomainXml on cut-off output', () => {
+  it('refuses a document without its end tag', () => {
+    const xml = readFileSync(new URL('../../fixtures/libvirt/dumpxml-win2012-shutoff.xml', import.meta.url), 'utf8');
+    assert.throws(() => parseDomainXml(xml.slice(0, xml.indexOf('</devices>'))), (e: unknown) => isVmdeskError(e, 'LIBVIRT_OUTPUT_INVALID'));
+  });
+});

@@ -156,8 +156,11 @@ function parseInterface(i: unknown): InterfaceInfo | undefined {
 /** Parses one `virsh dumpxml` document; throws LIBVIRT_OUTPUT_INVALID when it is not a domain. */
 export function parseDomainXml(xml: string): DomainInfo {
   let doc: unknown;
+  // No validation pass (parse(xml, true)): it added ~100 ms of CPU to a cold `vmdesk ls` of 108 domains, and
+  // libvirt writes well-formed XML with every name escaped. A cut-off document is still refused by its missing end tag.
+  if (!xml.trimEnd().endsWith('</domain>')) throw invalid('not a whole <domain> document');
   try {
-    doc = parser.parse(xml, true);
+    doc = parser.parse(xml);
   } catch (e) {
     throw invalid('not well-formed XML', e);
   }

@@ -182,6 +182,34 @@ exit "$st"
     assert.equal(calls.length, 9, calls.map((c) => c.slice(0, 80)).join('\n'));
   });
 
+  it('shares 100 domains between two batches side by side, and leaves no temp files', () => {
+    const tmp = join(dir, 'tmp');
+    spawnSync('mkdir', ['-p', tmp]);
+    const { raw, calls } = run('qemu:///system', { STUB_EXTRA: '100', TMPDIR: tmp });
+    assert.equal(raw.sections.filter((s) => s.kind === 'dumpxml' && s.exitCode === 0).length, 101);
+    assert.deepEqual(raw.sections.filter((s) => s.kind === 'batch').map((s) => s.key), ['58', '54', '2']);
+    // Sections come in the order they were queued: the fixed ones first.
+    assert.equal(raw.sections[0]?.kind, 'version');
+    assert.equal(calls.length, 8, calls.map((c) => c.slice(0, 80)).join('\n'));
+    assert.deepEqual(readdirSync(tmp), []);
+  });
+
+  it('runs every command alone when awk does not work, with the same sections', () => {
+    const noawk = join(dir, 'noawk');
+    spawnSync('mkdir', ['-p', noawk]);
+    writeFileSync(join(noawk, 'awk'), '#!/bin/sh\nexit 127\n');
+    chmodSync(join(noawk, 'awk'), 0o755);
+    const { raw, calls } = run('qemu:///system', { PATH: `${noawk}:${bin}:/usr/bin:/bin` });
+    assert.equal(raw.isComplete, true);
+    assert.equal(raw.sections.some((s) => s.kind === 'batch'), false);
+    assert.equal(get(raw, 'dumpxml', U1)[0]?.exitCode, 0);
+    assert.doesNotMatch(get(raw, 'dumpxml', U1)[0]?.stdout ?? '', /hunter2/);
+    assert.equal(get(raw, 'dumpxml', U2)[0]?.exitCode, 1);
+    assert.equal(get(raw, 'dumpxml-public', U2)[0]?.exitCode, 0);
+    assert.equal(get(raw, 'list', 'all')[0]?.stdout, `${U1}\n${U2}\n${U3}\n\n`);
+    assert.ok(calls.every((c) => !c.includes(';') || c.startsWith('list --all --uuid; echo')));
+  });
+
   it('passes a hostile URI as one word and runs nothing it prints', () => {
     const { raw } = run(`qemu:///system'; touch pwned; echo '$(touch pwned2)`);
     assert.equal(get(raw, 'version', '-')[0]?.stdout, `uri qemu:///system'; touch pwned; echo '$(touch pwned2)\n`);

@@ -18,13 +18,39 @@
  * through the shell (domains are addressed by UUID from `list --uuid`), so the
  * script needs no escaping of anything it learns at run time.
  *
+ * Batches. virsh runs many commands in one process and one libvirt
+ * connection when they come as one argument separated by `;`, so the script
+ * makes a whole inventory from a few virsh processes (two for up to 31
+ * domains, three for a read-only user), not one per domain: a quiet one for
+ * the UUIDs of domains and networks, then one (per 200 sections) with every
+ * command, each between virsh `echo` frames that awk turns into the sections
+ * above. From 32 domains on, the commands are shared between two such
+ * batches running side by side (libvirtd serves connections in parallel),
+ * each writing its already redacted sections to a file in a private
+ * `mktemp -d` directory that is removed on exit; the sections are printed in
+ * the order they were queued. Without mktemp the batches run one after the
+ * other. virsh goes on after a failing command and
+ * exits with the last command's status (libvirt 9), so a batched section gets
+ * `end 0` only when it is known to have succeeded: the batch wrote nothing on
+ * stderr, or the section's output is not blank (a failed command prints only a
+ * newline). The rest are run again: a failed `dumpxml --security-info` as
+ * plain dumpxml in one more batch (read-only users), anything still failing in
+ * a virsh process of its own, so a failure carries its own exit status and
+ * stderr. A `batch N` section (N commands) keeps each batch's exit status and
+ * its stderr, which cannot be pinned on one command. Sections therefore do not
+ * come in a fixed order. If the quiet listing fails, `list all` runs alone
+ * and its error is the result.
+ *
  * Passwords. `dumpxml --security-info` is the only way to learn that a console
  * has a password; the script replaces each `passwd='...'` value with
- * `(redacted)` with sed before printing, so the secret never leaves the host.
- * Without read-write access that call fails and a plain `dumpxml-public`
- * section follows, in which a password cannot be seen either way.
+ * `(redacted)` with sed before printing (a batch's whole output goes through
+ * sed), so the secret never leaves the host.
+ * Without read-write access that call fails and the domain gets a plain
+ * `dumpxml-public` section instead (from the second batch, with no `dumpxml`
+ * section; alone, after its failed `dumpxml` section), in which a password
+ * cannot be seen either way.
  *
- * Needs POSIX sh, sed, virsh, and `ip` (else `arp -n`, else /proc/net/arp).
+ * Needs POSIX sh, sed, awk, virsh (mktemp helps), and `ip` (else `arp -n`, else /proc/net/arp).
  * Run it as `sh -c <quoteArg(script)>` or feed it to `sh -s` on stdin.
  */
 import { randomBytes } from 'node:crypto';
@@ -161,25 +187,31 @@ vmd_one() {
 # exits with the last command's status, so a section is trusted when the batch
 # wrote nothing on stderr, or when its output is not blank (a failed command
 # prints nothing but a newline); every other section is left out and named on
-# vmd_redo ("KIND KEY" pairs) to be run again. vmd_add KIND KEY queues one.
+# vmd_redo ("KIND KEY" pairs) to be run again. vmd_add KIND KEY queues one;
+# vmd_flush starts the queue as a batch (in the background when there is a
+# private temp dir: libvirtd serves several connections at once), vmd_join
+# waits for the batches and prints their sections in the order they were queued.
 vmd_q=''
 vmd_qn=0
 vmd_want=''
 vmd_redo=''
+vmd_fn=0
+# One argument must stay under Linux's 128 KiB MAX_ARG_STRLEN.
+vmd_chunk=200
 vmd_add() {
   vmd_cmd "$1" "$2" || return 0
+  # Without a working awk, every section in a virsh process of its own (slow, but whole).
+  if [ -n "$vmd_noawk" ]; then vmd_one "$1" "$2"; return 0; fi
   vmd_q="$vmd_q echo $vmd_b begin $1 $2; $vmd_c; echo $vmd_b end -;"
   vmd_want="$vmd_want $1/$2"
   vmd_qn=$((vmd_qn + 1))
-  # One argument must stay under Linux's 128 KiB MAX_ARG_STRLEN.
-  if [ "$vmd_qn" -ge 200 ]; then vmd_flush; fi
+  if [ "$vmd_qn" -ge "$vmd_chunk" ]; then vmd_flush; fi
 }
-vmd_flush() {
-  [ "$vmd_qn" -gt 0 ] || return 0
-  vmd_redo="$vmd_redo
-$( { { vmd_e=$(virsh -c "$vmd_uri" "$vmd_q" 2>&1 1>&3 3>&-); vmd_s=$?
-      printf '%s batch-end %s\\n' "$vmd_b" "$vmd_s"
-      if [ -n "$vmd_e" ]; then printf '%s\\n' "$vmd_e"; fi; } 3>&1 | vmd_redact | awk -v b="$vmd_b" -v want="$vmd_want" '
+# vmd_batch: the queued batch's sections on stdout, the ones to run again on stderr.
+vmd_batch() {
+  { vmd_e=$(virsh -c "$vmd_uri" "$vmd_q" 2>&1 1>&3 3>&- 4>&-); vmd_s=$?
+    printf '%s batch-end %s\\n' "$vmd_b" "$vmd_s"
+    if [ -n "$vmd_e" ]; then printf '%s\\n' "$vmd_e"; fi; } 3>&1 | vmd_redact | awk -v b="$vmd_b" -v want="$vmd_want" '
   BEGIN { n = 0; part = 0; tail = 0; err = ""; st = "" }
   tail { err = err $0 "\\n"; next }
   index($0, b " batch-end ") == 1 { st = substr($0, length(b) + 12); tail = 1; part = 0; next }
@@ -196,10 +228,34 @@ $( { { vmd_e=$(virsh -c "$vmd_uri" "$vmd_q" 2>&1 1>&3 3>&-); vmd_s=$?
     printf "%s begin batch %d\\n\\n%s end %s\\n%s", b, n, b, (st == "" ? "-1" : st), err
     c = split(want, ws, " ")
     for (i = 1; i <= c; i++) if (!(ws[i] in ok)) { w = ws[i]; sub(/\\//, " ", w); print w > "/dev/stderr" }
-  }' 2>&1 1>&4 4>&-; } )"
+  }'
+}
+vmd_flush() {
+  [ "$vmd_qn" -gt 0 ] || return 0
+  if [ -n "$vmd_tmp" ]; then
+    vmd_fn=$((vmd_fn + 1))
+    vmd_batch >"$vmd_tmp/$vmd_fn.out" 2>"$vmd_tmp/$vmd_fn.redo" &
+  else
+    vmd_redo="$vmd_redo
+$(vmd_batch 2>&1 1>&4 4>&-)"
+  fi
   vmd_q=''
   vmd_qn=0
   vmd_want=''
+}
+vmd_join() {
+  vmd_flush
+  [ -n "$vmd_tmp" ] || return 0
+  wait
+  vmd_i=1
+  while [ "$vmd_i" -le "$vmd_fn" ]; do
+    cat "$vmd_tmp/$vmd_i.out"
+    vmd_redo="$vmd_redo
+$(cat "$vmd_tmp/$vmd_i.redo")"
+    rm -f "$vmd_tmp/$vmd_i.out" "$vmd_tmp/$vmd_i.redo"
+    vmd_i=$((vmd_i + 1))
+  done
+  vmd_fn=0
 }
 printf '\\n'
 # The UUIDs the batch is made of (quiet; the batch lists them again, framed).
@@ -211,7 +267,25 @@ if [ "$?" -ne 0 ]; then
 else
   vmd_ok=0
 fi
+vmd_tmp=''
+vmd_noawk=''
 if [ "$vmd_ok" -eq 0 ]; then
+  echo | awk '{ print }' >/dev/null 2>&1 || vmd_noawk=1
+  set -- $vmd_ids
+  # Two batches side by side once there is enough to share (the output only ever holds redacted text).
+  if [ "$#" -ge 32 ]; then
+    vmd_tmp=$(mktemp -d "\${TMPDIR:-/tmp}/vmdesk-inv.XXXXXX" 2>/dev/null) || vmd_tmp=''
+  fi
+  if [ -n "$vmd_tmp" ] && [ -d "$vmd_tmp" ]; then
+    trap 'rm -rf "$vmd_tmp"' EXIT
+    trap 'exit 129' HUP
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    vmd_chunk=$(( ($# + 7 + 1) / 2 ))
+    if [ "$vmd_chunk" -gt 200 ]; then vmd_chunk=200; fi
+  else
+    vmd_tmp=''
+  fi
   for vmd_k in 'version -' 'list all' 'list running' 'list paused' 'list shutoff' 'list other' 'net-list all'; do
     vmd_add $vmd_k
   done
@@ -227,8 +301,9 @@ if [ "$vmd_ok" -eq 0 ]; then
       running) if [ -n "$vmd_agent" ]; then vmd_add domifaddr-agent "$vmd_w"; fi ;;
     esac
   done
-  vmd_flush
+  vmd_join
   # What failed in a batch: a domain's secure dumpxml goes to one more batch as plain dumpxml (read-only access), the rest runs alone.
+  vmd_chunk=200
   vmd_again=$vmd_redo
   vmd_redo=''
   set -- $vmd_again
@@ -236,7 +311,7 @@ if [ "$vmd_ok" -eq 0 ]; then
     if [ "$1" = dumpxml ]; then vmd_add dumpxml-public "$2"; else vmd_one "$1" "$2"; fi
     shift 2
   done
-  vmd_flush
+  vmd_join
   # A plain dumpxml that failed in a batch too: both again, alone, so the error is this domain's own.
   set -- $vmd_redo
   while [ "$#" -ge 2 ]; do

@@ -71,3 +71,29 @@ describe('assembleInventory when libvirt cannot be used', () => {
     assert.throws(() => assembleInventory(load('inventory-libvirtd-down')), (e: unknown) => isVmdeskError(e, 'LIBVIRT_UNAVAILABLE'));
   });
 });
+
+describe('assembleInventory on batched output', () => {
+  const U = '11111111-2222-3333-4444-555555555555';
+  const b = 'vmdesk-0123456789abcdef0123456789abcdef';
+  const section = (kind: string, key: string, stdout: string, code: number, stderr = ''): string => `@@${b} begin ${kind} ${key}\n${stdout}\n@@${b} end ${code}\n${stderr ? `${stderr}\n` : ''}`;
+  const text = (...sections: string[]): string => `\n${sections.join('')}@@${b} done\n`;
+
+  it('takes a plain dumpxml without a failed secure one as "passwords unknown", and ignores the batch section', () => {
+    const inv = assembleInventory(
+      parseInventoryOutput(
+        text(
+          section('list', 'all', `${U}\n`, 0),
+          section('list', 'shutoff', `${U}\n`, 0),
+          section('dumpxml-public', U, `<domain type='kvm'><name>ro</name><uuid>${U}</uuid><devices><graphics type='vnc' port='-1'/></devices></domain>\n`, 0),
+          section('batch', '9', '', 0, 'error: operation forbidden: read only access prevents virDomainGetXMLDesc'),
+        ),
+        b,
+      ),
+    );
+    assert.equal(inv.domains.length, 1);
+    assert.equal(inv.domains[0]!.name, 'ro');
+    assert.equal(inv.domains[0]!.state, 'shut off');
+    assert.equal(inv.domains[0]!.arePasswordsKnown, false);
+    assert.equal(inv.domains[0]!.error, undefined);
+  });
+});
