@@ -75,8 +75,27 @@ const EXEC_OUTPUT_LIMIT_BYTES = 64 * 1024 * 1024;
  * whole remote window (2 MiB) into the outer hop's buffers.
  */
 const TRANSPORT_BUFFER_LIMIT_BYTES = 4 * 1024 * 1024;
+/**
+ * Bytes an SSH packet adds around a CHANNEL_DATA payload with AES-GCM:
+ * length 4, padding length 1, message header 9, padding up to 19, tag 16
+ * (RFC 4253 s6, RFC 5647), rounded up.
+ */
+const PACKET_OVERHEAD_BYTES = 64;
 /** A channel's own write buffer (ssh2 sets 2 MiB); data beyond the remote window waits here. */
 const CHANNEL_WRITE_BUFFER_BYTES = 256 * 1024;
+
+/**
+ * A channel whose packets travel inside another hop's channel must keep each
+ * packet within that carrier channel's maximum packet size (sshd: 32 KiB),
+ * or every full packet is split in two on the outer hop, a full one and an
+ * 84-byte runt, doubling the outer hop's per-packet work.
+ */
+function fitPackets(channel: unknown, carrier: unknown): void {
+  const out = (channel as { outgoing?: { packetSize?: number } }).outgoing;
+  const carrierOut = (carrier as { outgoing?: { packetSize?: number } } | undefined)?.outgoing;
+  if (!out?.packetSize || !carrierOut?.packetSize) return;
+  out.packetSize = Math.min(out.packetSize, carrierOut.packetSize - PACKET_OVERHEAD_BYTES);
+}
 
 /** One multiplexed connection through a list of hops. */
 export class SshChain extends EventEmitter {
@@ -204,6 +223,7 @@ export class SshChain extends EventEmitter {
    * chain, whatever the number of channels) and resumes on 'drain'.
    */
   private gateWrites(channel: ClientChannel): Duplex {
+    fitPackets(channel, this.transports[this.hops.length - 1]);
     const state = (channel as unknown as { _writableState?: { highWaterMark: number } })._writableState;
     if (state && state.highWaterMark > CHANNEL_WRITE_BUFFER_BYTES) state.highWaterMark = CHANNEL_WRITE_BUFFER_BYTES;
     const write = channel.write.bind(channel) as (...args: unknown[]) => boolean;
@@ -446,6 +466,7 @@ export class SshChain extends EventEmitter {
             );
             return;
           }
+          fitPackets(stream, this.transports[i - 1]);
           resolve(stream);
         });
       });

@@ -48,6 +48,11 @@ describe('SshChain through an in-process jump host', () => {
       }),
     );
     assert.deepEqual(results, payloads.map(sha256));
+    // A packet of an inner channel, with its SSH framing, fits in one packet of the jump's channel
+    // that carries the target's session (else each is split in two on the outer hop).
+    const probe = (await chain.openChannel({ kind: 'tcp', host: '127.0.0.1', port: site.echoPort })) as unknown as { outgoing: { packetSize: number }; destroy(): void };
+    assert.ok(probe.outgoing.packetSize + 49 <= 32768, `inner packet size ${probe.outgoing.packetSize}`);
+    probe.destroy();
     // The 20 channels are channels of the target's session: the jump carried no new channel for them.
     assert.equal(site.jump.counters.channels, jumpChannelsBefore);
     await chain.close();
