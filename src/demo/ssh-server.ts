@@ -35,10 +35,18 @@ export interface DemoSshServerOptions {
   forwardHosts?: string[];
 }
 
-/** Generate an ed25519 key pair in OpenSSH formats. */
-export function generateEd25519(comment = 'vmdesk'): { privateKey: string; publicKey: string } {
-  const kp = utils.generateKeyPairSync('ed25519', { comment });
-  return { privateKey: kp.private, publicKey: kp.public };
+/**
+ * Generate an ed25519 key pair in OpenSSH formats (optionally encrypted).
+ * ssh2 1.17's generator emits a private key its own parser rejects about
+ * once in 400 tries ("Malformed OpenSSH private key"), so each key is parsed
+ * back before it is used, and made again if it does not parse.
+ */
+export function generateEd25519(comment = 'vmdesk', passphrase?: string): { privateKey: string; publicKey: string } {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const kp = utils.generateKeyPairSync('ed25519', passphrase ? { comment, passphrase, cipher: 'aes256-ctr', rounds: 16 } : { comment });
+    if (!(utils.parseKey(kp.private, passphrase) instanceof Error)) return { privateKey: kp.private, publicKey: kp.public };
+  }
+  throw new Error('could not generate a usable ed25519 key');
 }
 
 function parsedPublic(key: string | Buffer): ParsedKey {

@@ -231,12 +231,12 @@ describe('keys, certificates and a stale agent', () => {
   });
 
   it('asks for the passphrase of an encrypted key (SSH_ASKPASS) and logs in with it', async () => {
-    const { utils } = (await import('ssh2')).default;
-    const enc = utils.generateKeyPairSync('ed25519', { passphrase: 'open-sesame', cipher: 'aes256-ctr', rounds: 16, comment: 'enc' });
+    const { DemoSshServer, generateEd25519 } = await import('../../src/demo/ssh-server.js');
+    const enc = generateEd25519('enc', 'open-sesame');
     const encKey = join(site.dir, 'id_enc');
-    writeFileSync(encKey, enc.private, { mode: 0o600 });
+    writeFileSync(encKey, enc.privateKey, { mode: 0o600 });
     // The target accepts the encrypted key's public half (a second site user key).
-    const target2 = new (await import('../../src/demo/ssh-server.js')).DemoSshServer({ user: 'bob', authorizedKeys: [enc.public] });
+    const target2 = new DemoSshServer({ user: 'bob', authorizedKeys: [enc.publicKey] });
     await target2.start();
     try {
       const kh = join(site.dir, 'kh_enc');
