@@ -6,7 +6,7 @@
  * A graphics `passwd` attribute is only ever turned into `hasPassword`; its
  * value is dropped here and never stored, logged or returned.
  */
-import { XMLParser } from 'fast-xml-parser';
+import { libvirtXmlParser } from './xml-parser.js';
 import { VmdeskError } from '../errors.js';
 
 export type ListenType = 'address' | 'network' | 'socket' | 'none';
@@ -60,17 +60,7 @@ type XmlNode = Record<string, unknown>;
 
 const ARRAY_PATHS = new Set(['domain.devices.graphics', 'domain.devices.graphics.listen', 'domain.devices.interface']);
 
-const parser = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: '@_',
-  // Names such as `0123` or `1e5` must stay strings, and so must every attribute.
-  parseTagValue: false,
-  parseAttributeValue: false,
-  // A domain name may begin or end with spaces; keep text as libvirt wrote it.
-  trimValues: false,
-  // Attributes share element paths (graphics/@listen vs graphics/listen), so only elements are arrays.
-  isArray: (_name, jpath, _isLeaf, isAttribute) => !isAttribute && ARRAY_PATHS.has(String(jpath)),
-});
+const parser = libvirtXmlParser(ARRAY_PATHS);
 
 function invalid(message: string, cause?: unknown): VmdeskError {
   return new VmdeskError('LIBVIRT_OUTPUT_INVALID', `virsh dumpxml: ${message}`, cause === undefined ? {} : { cause });

@@ -2,7 +2,7 @@
  * Reads a libvirt network's name, bridge and addresses from `virsh
  * net-dumpxml` (https://libvirt.org/formatnetwork.html). Pure.
  */
-import { XMLParser } from 'fast-xml-parser';
+import { libvirtXmlParser } from './xml-parser.js';
 import { VmdeskError } from '../errors.js';
 
 export interface NetworkInfo {
@@ -16,14 +16,7 @@ export interface NetworkInfo {
   addresses: { address: string; prefix?: number; family: 'ipv4' | 'ipv6' }[];
 }
 
-const parser = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: '@_',
-  parseTagValue: false,
-  parseAttributeValue: false,
-  trimValues: false,
-  isArray: (_name, jpath, _isLeaf, isAttribute) => !isAttribute && String(jpath) === 'network.ip',
-});
+const parser = libvirtXmlParser(new Set(['network.ip']));
 
 type XmlNode = Record<string, unknown>;
 
