@@ -6,7 +6,7 @@ import { ensureRuntimeDir } from '../../daemon/runtime-dir.js';
 import { Tunnel, type TunnelInfo } from '../../daemon/tunnel.js';
 import { loadConfig } from '../../config/config.js';
 import { VmdeskError, isVmdeskError } from '../../errors.js';
-import type { ForwardSpec, VmTarget } from '../../forward/types.js';
+import type { ChannelTarget, ForwardSpec, VmTarget } from '../../forward/types.js';
 import { isExposed } from '../../libvirt/domain-xml.js';
 import type { InventoryDomain } from '../../libvirt/inventory.js';
 import { checkSocketAccess, readDomain, readInventory, startDomain } from '../../libvirt/remote.js';
@@ -174,19 +174,25 @@ function portOf(info: TunnelInfo, service: 'vnc' | 'rdp'): number {
   return f!.localPort;
 }
 
+/** The VM's console now, failing early if it is not running, has no VNC, or is a socket the SSH user cannot open. */
+async function usableVncTarget(host: ConnectedHost, domain: InventoryDomain): Promise<ChannelTarget> {
+  const t = vncTarget(domain, host.name);
+  if (t.kind === 'unix') await checkSocketAccess(host.exec, t.path, host.name, domain.name!);
+  return t;
+}
+
 /** `vmdesk vnc HOST/VM` */
 export async function vncCommand(ref: string, opts: VmCommandOptions, ctx: CliContext): Promise<number> {
   const { host, domain: found } = await connectVm(ref, opts);
   let domain: InventoryDomain;
+  let display: number | undefined;
   try {
     domain = await ensureRunning(host, found, opts.start ?? false);
-    const t = vncTarget(domain, host.name); // fails early: not running, no VNC
-    if (t.kind === 'unix') await checkSocketAccess(host.exec, t.path, host.name, domain.name!);
+    display = vncDisplay(await usableVncTarget(host, domain));
   } catch (err) {
     await host.chain.close();
     throw err;
   }
-  const display = vncDisplay(vncTarget(domain, host.name));
   const localPort = parsePortOption(opts.port) ?? 5900 + (display ?? 0);
   return runVmTunnel({ host, domain, specs: [vmSpec({ host, domain }, 'vnc', localPort, opts)] }, opts, ctx, (info) => {
     const port = portOf(info, 'vnc');
@@ -237,9 +243,7 @@ export async function openCommand(ref: string, opts: VmCommandOptions, ctx: CliC
   let ip: string | undefined;
   try {
     domain = await ensureRunning(host, found, opts.start ?? false);
-    const t = vncTarget(domain, host.name);
-    if (t.kind === 'unix') await checkSocketAccess(host.exec, t.path, host.name, domain.name!);
-    specs.push(vmSpec({ host, domain }, 'vnc', 5900 + (vncDisplay(t) ?? 0), opts));
+    specs.push(vmSpec({ host, domain }, 'vnc', 5900 + (vncDisplay(await usableVncTarget(host, domain)) ?? 0), opts));
     try {
       ip = opts.ip ?? guestAddress(domain, host.name, ['DHCP leases', 'neighbour table']).ip;
       specs.push(vmSpec({ host, domain }, 'rdp', 3389, opts));
