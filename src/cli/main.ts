@@ -8,6 +8,7 @@ import { VmdeskError } from '../errors.js';
 import { ensureRuntimeDir } from '../daemon/runtime-dir.js';
 import { VERSION } from '../daemon/version.js';
 import type { ForwardOptions } from './commands/forward.js';
+import type { UiOptions } from './commands/ui.js';
 import type { VmCommandOptions } from './commands/vm.js';
 import { EXIT } from './exit-codes.js';
 import { reportError } from './output.js';
@@ -100,7 +101,12 @@ function buildProgram(run: (p: Promise<number>) => void): Command {
       .description("forward a local port to a VM's VNC console (loopback port, 0.0.0.0 port or unix socket), looked up by name")
       .argument('<vm>', 'HOST/VM, or VM alone when exactly one configured host has it'),
   )
-    .addHelpText('after', '\nThe console is looked up again for every new connection, so a VM restarted on another autoport still works.\nExample: vmdesk vnc -d kvmhost/win2016 --open')
+    .option('--browser', 'open the console in the browser (noVNC over the SSH chain, no local VNC port); --port is then the web server port')
+    .option('--no-open', 'with --browser: print the URL (token included) instead of opening a browser')
+    .addHelpText(
+      'after',
+      '\nThe console is looked up again for every new connection, so a VM restarted on another autoport still works.\nExamples:\n  vmdesk vnc -d kvmhost/win2016 --open\n  vmdesk vnc kvmhost/win2016 --browser',
+    )
     .action((ref: string, opts: VmCommandOptions) => run(vmCmd().then((m) => m.vncCommand(ref, opts, { agentCommand, stopSignal: stopSignal() }))));
 
   vmForwardOptions(
@@ -127,6 +133,24 @@ function buildProgram(run: (p: Promise<number>) => void): Command {
     run(vmCmd().then((m) => m.hostsCommand(opts))),
   );
 
+  hostOptions(
+    program
+      .command('ui')
+      .summary('the dashboard and VM consoles in the browser (served from this process)')
+      .description(
+        'Serve the dashboard on 127.0.0.1 (a free port unless --port) and open it in the browser: the hosts of ' +
+          'the config file and of the command line, their VMs, consoles in the browser (noVNC bridged onto the SSH ' +
+          'chain, nothing installed on any server), RDP forwards and live tunnel state. The URL carries a random ' +
+          'access token in its #fragment; every page, API call and WebSocket needs it. Ctrl-C stops the server.',
+      )
+      .argument('[dest...]', 'more hosts: configured names or ssh destinations'),
+  )
+    .option('--port <port>', 'web server port (default: a free one)')
+    .option('--bind <address>', 'address to serve on; anything but loopback prints a warning', '127.0.0.1')
+    .option('--no-open', 'print the URL (token included) instead of opening a browser')
+    .addHelpText('after', '\nExamples:\n  vmdesk ui\n  vmdesk ui kvmhost\n  vmdesk ui labuser@192.168.0.2 -J jump --no-open')
+    .action((dests: string[], opts: UiOptions) => run(import('./commands/ui.js').then((m) => m.uiCommand(dests, opts, { stopSignal: stopSignal() }))));
+
   program
     .command('ps')
     .description('list background tunnels: hops and their state, forwards, connections, bytes')
@@ -143,8 +167,17 @@ function buildProgram(run: (p: Promise<number>) => void): Command {
 
   program
     .command('demo')
-    .description('what `npm start` runs: the guided tour (an embedded demo site comes with the browser console)')
-    .action(() => run(import('./commands/demo.js').then((m) => m.demoCommand())));
+    .summary('what `npm start` runs: an embedded demo site with live consoles in the browser')
+    .description(
+      'Start an embedded demo site inside this process: two in-process SSH servers on loopback (a jump host and a ' +
+        'hypervisor with fresh, pinned host keys), simulated libvirt VMs whose consoles are small built-in VNC ' +
+        'servers, and the dashboard in front of them, through a real two-hop SSH chain. Nothing outside this ' +
+        'process is touched. Ctrl-C stops it.',
+    )
+    .option('--port <port>', 'web server port (default: a free one)')
+    .option('--no-open', 'print the URL (token included) instead of opening a browser')
+    .option('--json', 'machine-readable output')
+    .action((opts: UiOptions) => run(import('./commands/demo.js').then((m) => m.demoCommand(opts, { stopSignal: stopSignal() }))));
 
   program.addCommand(
     new Command('__agent').description('internal: the background agent').action(() =>

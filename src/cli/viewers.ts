@@ -3,6 +3,8 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
+export { rdpFileText } from '../console/rdp-file.js';
+
 function onPath(cmd: string, env: NodeJS.ProcessEnv = process.env): boolean {
   for (const dir of (env.PATH ?? '').split(delimiter)) {
     if (!dir) continue;
@@ -54,9 +56,4 @@ export function openRdpClient(rdpFile: string, port: number): string | undefined
   if (!found) return undefined;
   launch(found);
   return found.join(' ');
-}
-
-/** The text of a minimal .rdp file pointing at the local forward. */
-export function rdpFileText(port: number, user?: string): string {
-  return [`full address:s:127.0.0.1:${port}`, 'prompt for credentials:i:1', 'screen mode id:i:1', ...(user ? [`username:s:${user}`] : []), ''].join('\r\n');
 }

@@ -86,10 +86,15 @@ export function vncDisplay(target: ChannelTarget): number | undefined {
 
 const SOURCE_ORDER: Record<VmAddress['source'], number> = { lease: 0, neigh: 1, agent: 2 };
 
+/** The guest's best address (IPv4 first, by source), or undefined when none is known. */
+export function bestAddress(d: InventoryDomain): VmAddress | undefined {
+  const v4 = d.addresses.filter((a) => /^\d+\.\d+\.\d+\.\d+$/.test(a.ip)).sort((a, b) => SOURCE_ORDER[a.source] - SOURCE_ORDER[b.source]);
+  return v4[0] ?? d.addresses[0];
+}
+
 /** The guest's best IPv4 address: DHCP lease first, then the neighbour table, then the guest agent. */
 export function guestAddress(d: InventoryDomain, host: string, sourcesTried: string[]): VmAddress {
-  const v4 = d.addresses.filter((a) => /^\d+\.\d+\.\d+\.\d+$/.test(a.ip)).sort((a, b) => SOURCE_ORDER[a.source] - SOURCE_ORDER[b.source]);
-  const best = v4[0] ?? d.addresses[0];
+  const best = bestAddress(d);
   if (best) return best;
   requireRunning(d, host, 'IP address');
   const macs = d.interfaces.map((i) => i.mac).join(', ') || 'no NIC';

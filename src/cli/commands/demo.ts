@@ -1,31 +1,35 @@
-/** `vmdesk demo` (npm start): until the embedded demo site lands (the browser-console issue), a guided tour of what works today. */
+/**
+ * `vmdesk demo` (what `npm start` runs): the embedded demo site from
+ * src/demo (a jump host, a hypervisor and simulated VMs, all in this process)
+ * behind the real dashboard, through a real two-hop SSH chain.
+ */
+import { serveUi, type UiOptions } from './ui.js';
 
-const TOUR = `vmdesk ${'\u2014'} reach VM desktops behind SSH jump hosts
+const BANNER = `vmdesk demo: an embedded DEMO site is running inside this process.
+  demo-jump (in-process SSH server) -> demo-kvm (in-process SSH server answering libvirt's commands)
+  The VMs are simulated; their consoles are small built-in VNC servers. Nothing outside this process is touched.
 
-What works today:
-
-  vmdesk forward -d kvmhost 5900          the seed's ssh -L 5900:localhost:5900 -N -f
-  vmdesk forward -d kvmhost 5900-6000     101 forwards, one SSH connection, in about a second
-  vmdesk forward -J jump user@192.168.0.2 3389:192.168.122.217:3389
-                                          through a jump host, nothing typed on it
-  vmdesk ps                               tunnels, per-hop state, bytes
-  vmdesk stop --all
-
+With your own hypervisors:
+  vmdesk ui kvmhost                       this dashboard for a real host (ssh_config alias or user@host, -J jump)
   vmdesk ls kvmhost                       VMs, consoles (exposed ones flagged), IPs found by MAC
-  vmdesk vnc -d kvmhost/win2016 --open    a VM's console by name, whatever it listens on
-  vmdesk rdp -d kvmhost/win2016           RDP to a NAT guest, no arp guessing
-  vmdesk open kvmhost/win2016             VNC + RDP in one background tunnel
+  vmdesk vnc kvmhost/win2016 --browser    one VM's console in the browser
+  vmdesk forward -d kvmhost 5900-6000     the seed's 101 ssh -L forwards, over one SSH connection
+Run 'vmdesk --help' for everything else.`;
 
-Hosts, users, keys and ProxyJump come from your ~/.ssh/config (read with ssh -G).
-Host keys are checked on every hop against known_hosts; a changed key is refused.
-
-Next on the roadmap: the console in the browser with an embedded demo site
-(then this command shows a live console with no hypervisor anywhere), and
-vmdesk audit for exposed consoles.
-Run 'vmdesk --help' or 'vmdesk forward --help' for details.
-`;
-
-export async function demoCommand(): Promise<number> {
-  process.stdout.write(TOUR);
-  return 0;
+export async function demoCommand(opts: UiOptions, ctx: { stopSignal: Promise<string> }): Promise<number> {
+  const { startDemoSite } = await import('../../demo/site.js');
+  const site = await startDemoSite();
+  try {
+    return await serveUi({
+      hosts: [{ name: site.hostName, dest: 'demo@demo-kvm via demo-jump', uri: site.libvirtUri, planHops: async () => site.hops }],
+      path: '/',
+      isDemo: true,
+      chain: {},
+      ui: opts,
+      stopSignal: ctx.stopSignal,
+      banner: opts.json ? undefined : BANNER,
+    });
+  } finally {
+    await site.stop();
+  }
 }

@@ -10,6 +10,7 @@ import type { ChannelTarget, ForwardSpec, VmTarget } from '../../forward/types.j
 import { isExposed } from '../../libvirt/domain-xml.js';
 import type { InventoryDomain } from '../../libvirt/inventory.js';
 import { checkSocketAccess, readDomain, readInventory, startDomain } from '../../libvirt/remote.js';
+import { consoleAddress, shellWord } from '../../console/vm-view.js';
 import { quoteArg } from '../../libvirt/shell-quote.js';
 import { guestAddress, vncDisplay, vncTarget } from '../../libvirt/vm-target.js';
 import { formatTable } from '../output.js';
@@ -26,11 +27,8 @@ export interface VmCommandOptions extends HostOptions {
   bind?: string;
   ip?: string;
   rdpFile?: string;
-}
-
-/** A VM name as the shell sees it: quoted when it is not a plain word, so a copied command is safe. */
-function shellWord(s: string): string {
-  return /^[A-Za-z0-9._/:@%+=,-]+$/.test(s) ? s : quoteArg(s);
+  /** `vnc --browser`: serve the browser console instead of a local port. */
+  browser?: boolean;
 }
 
 /** Printable form of a name that may hold control characters. */
@@ -42,13 +40,7 @@ function printable(s: string): string {
 function consoleText(d: InventoryDomain): string {
   if (d.graphics.length === 0) return 'none';
   return d.graphics
-    .map((g) => {
-      const sock = g.socket ?? g.listens.find((l) => l.type === 'socket')?.socket;
-      if (sock) return `${g.type} unix:${sock}`;
-      const addr = g.listens.find((l) => l.address)?.address ?? (g.listens.find((l) => l.type === 'network') ? `network:${g.listens.find((l) => l.type === 'network')?.network}` : '127.0.0.1');
-      const port = g.port !== undefined ? String(g.port) : g.autoport ? 'auto' : '?';
-      return `${g.type} ${addr.includes(':') && !addr.startsWith('network:') ? `[${addr}]` : addr}:${port}${isExposed(g) ? ' EXPOSED' : ''}`;
-    })
+    .map((g) => `${g.type} ${consoleAddress(g)}${isExposed(g) ? ' EXPOSED' : ''}`)
     .join(', ');
 }
 
@@ -192,6 +184,11 @@ export async function vncCommand(ref: string, opts: VmCommandOptions, ctx: CliCo
   } catch (err) {
     await host.chain.close();
     throw err;
+  }
+  if (opts.browser) {
+    const path = `/console?host=${encodeURIComponent(host.name)}&vm=${encodeURIComponent(domain.name!)}`;
+    const { serveUi, uiHost, cliChainOptions } = await import('./ui.js');
+    return serveUi({ hosts: [{ ...uiHost(host), connected: host.chain }], path, chain: cliChainOptions(opts), ui: opts, stopSignal: ctx.stopSignal });
   }
   const localPort = parsePortOption(opts.port) ?? 5900 + (display ?? 0);
   return runVmTunnel({ host, domain, specs: [vmSpec({ host, domain }, 'vnc', localPort, opts)] }, opts, ctx, (info) => {

@@ -1,0 +1,301 @@
+/**
+ * The hypervisors a UI server talks to, each over one lazily connected SSH
+ * chain shared by everything the dashboard does with that host: inventory,
+ * browser consoles and RDP forwards. Emits `hosts` when a hop changes state
+ * and `tunnels` when consoles or forwards come and go.
+ */
+import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import { vmView, type VmView } from '../console/vm-view.js';
+import { rdpFileText } from '../console/rdp-file.js';
+import { VmdeskError, isVmdeskError } from '../errors.js';
+import { Forwarder } from '../forward/forwarder.js';
+import type { VmTarget } from '../forward/types.js';
+import { readDomain, readInventory, resolveVmTarget } from '../libvirt/remote.js';
+import { guestAddress } from '../libvirt/vm-target.js';
+import { SshChain, type ChainOptions, type HopState } from '../ssh/chain.js';
+import type { HopSpec } from '../ssh/types.js';
+
+/** A hypervisor the UI knows by name. */
+export interface UiHost {
+  name: string;
+  /** The ssh destination as the user wrote it (shown in the dashboard). */
+  dest: string;
+  /** libvirt URI on the host. */
+  uri: string;
+  /** Resolves the hops (ssh_config, -J) when the host is first used. */
+  planHops: () => Promise<HopSpec[]>;
+  /** A chain the caller already connected (e.g. while checking a VM before serving); the sessions take it over. */
+  connected?: SshChain;
+}
+
+export interface ErrorView {
+  code: string;
+  message: string;
+  hint?: string;
+}
+
+export interface HostView {
+  name: string;
+  dest: string;
+  hops: HopState[];
+  error?: ErrorView;
+}
+
+export interface TunnelView {
+  id: string;
+  kind: 'rdp' | 'console';
+  host: string;
+  vm: string;
+  address?: string;
+  state: 'up' | 'connecting' | 'down';
+  hops: HopState[];
+  active: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export interface RdpForwardView {
+  tunnelId: string;
+  address: string;
+  port: number;
+  rdpFile: string;
+}
+
+export interface HostSessionsEvents {
+  hosts: [];
+  tunnels: [];
+}
+
+/** A console's channel and the bookkeeping to call when it ends. */
+export interface ConsoleChannel {
+  stream: Duplex;
+  /** Count bytes moved (browser -> VM is out, VM -> browser is in). */
+  count: (bytesIn: number, bytesOut: number) => void;
+  release: () => void;
+}
+
+interface Session {
+  host: UiHost;
+  chain: SshChain | undefined;
+  connecting: Promise<SshChain> | undefined;
+  error: VmdeskError | undefined;
+}
+
+interface ConsoleTunnel {
+  id: string;
+  host: string;
+  vm: string;
+  active: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+interface RdpTunnel {
+  id: string;
+  host: string;
+  vm: string;
+  forwarder: Forwarder;
+  port: number;
+}
+
+/** An error as the HTTP API and the page banner show it. */
+export function errorView(err: unknown): ErrorView {
+  if (isVmdeskError(err)) return { code: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}) };
+  return { code: 'INTERNAL', message: (err as Error)?.message ?? String(err) };
+}
+
+function tunnelState(hops: HopState[]): TunnelView['state'] {
+  return hops.length > 0 && hops.every((h) => h.state === 'up') ? 'up' : hops.some((h) => h.state === 'connecting' || h.state === 'idle') ? 'connecting' : 'down';
+}
+
+export class HostSessions extends EventEmitter<HostSessionsEvents> {
+  private readonly sessions = new Map<string, Session>();
+  private readonly consoles = new Map<string, ConsoleTunnel>();
+  private readonly rdps = new Map<string, RdpTunnel>();
+  private nextId = 1;
+  private closed = false;
+
+  constructor(
+    hosts: UiHost[],
+    private readonly chainOptions: ChainOptions = {},
+  ) {
+    super();
+    for (const host of hosts) this.sessions.set(host.name, { host, chain: undefined, connecting: undefined, error: undefined });
+  }
+
+  hostViews(): HostView[] {
+    return [...this.sessions.values()].map((s) => ({
+      name: s.host.name,
+      dest: s.host.dest,
+      hops: s.chain?.hopStates() ?? [],
+      ...(s.error ? { error: errorView(s.error) } : {}),
+    }));
+  }
+
+  private session(name: string): Session {
+    const s = this.sessions.get(name);
+    if (!s) throw new VmdeskError('USAGE', `no host named ${JSON.stringify(name)} in this UI`, { context: { host: name }, hint: `hosts: ${[...this.sessions.keys()].join(', ') || 'none'}` });
+    return s;
+  }
+
+  /** The host's chain, connected on first use; a failed first connect is reported and tried again on the next use. */
+  private async chainOf(name: string): Promise<SshChain> {
+    const s = this.session(name);
+    if (s.chain) return s.chain;
+    s.connecting ??= (async () => {
+      try {
+        const given = s.host.connected;
+        s.host.connected = undefined;
+        const chain = given ?? new SshChain(await s.host.planHops(), this.chainOptions);
+        chain.on('state', () => {
+          this.emit('hosts');
+          if (this.hasTunnelsOn(name)) this.emit('tunnels');
+        });
+        if (!given) await chain.connect();
+        if (this.closed) {
+          await chain.close();
+          throw new VmdeskError('INTERRUPTED', 'the UI server is shutting down');
+        }
+        s.chain = chain;
+        s.error = undefined;
+        return chain;
+      } catch (err) {
+        s.error = isVmdeskError(err) ? err : new VmdeskError('INTERNAL', (err as Error).message, { cause: err });
+        throw s.error;
+      } finally {
+        s.connecting = undefined;
+        this.emit('hosts');
+      }
+    })();
+    return s.connecting;
+  }
+
+  private hasTunnelsOn(host: string): boolean {
+    for (const t of this.consoles.values()) if (t.host === host) return true;
+    for (const t of this.rdps.values()) if (t.host === host) return true;
+    return false;
+  }
+
+  private execOf(chain: SshChain) {
+    return (command: string) => chain.exec(command);
+  }
+
+  /** Every VM of the host (one inventory round trip). */
+  async listVms(name: string): Promise<VmView[]> {
+    const s = this.session(name);
+    const chain = await this.chainOf(name);
+    const inv = await readInventory(this.execOf(chain), s.host.uri);
+    return inv.domains.filter((d) => d.name !== undefined).map((d) => vmView(d, name));
+  }
+
+  /** One VM, read live. */
+  async readVm(name: string, vm: string): Promise<VmView> {
+    const s = this.session(name);
+    const chain = await this.chainOf(name);
+    return vmView(await readDomain(this.execOf(chain), s.host.uri, vm, { addresses: true }), name);
+  }
+
+  /** A channel to the VM's VNC console, looked up on the hypervisor now (autoport consoles move on restart). */
+  async openConsole(name: string, vm: string): Promise<ConsoleChannel> {
+    const s = this.session(name);
+    const chain = await this.chainOf(name);
+    const target: VmTarget = { kind: 'vm', uri: s.host.uri, vm, service: 'vnc' };
+    const stream = await chain.openChannel(await resolveVmTarget(this.execOf(chain), target, name));
+    const key = `${name}\u0000${vm}`;
+    let t = this.consoles.get(key);
+    if (!t) {
+      t = { id: `c${this.nextId++}`, host: name, vm, active: 0, bytesIn: 0, bytesOut: 0 };
+      this.consoles.set(key, t);
+    }
+    const tunnel = t;
+    tunnel.active++;
+    this.emit('tunnels');
+    let released = false;
+    return {
+      stream,
+      count: (bytesIn, bytesOut) => {
+        tunnel.bytesIn += bytesIn;
+        tunnel.bytesOut += bytesOut;
+      },
+      release: () => {
+        if (released) return;
+        released = true;
+        tunnel.active--;
+        if (tunnel.active === 0) this.consoles.delete(key);
+        this.emit('tunnels');
+      },
+    };
+  }
+
+  /** Start (or reuse) a loopback forward to the guest's RDP port, its IP found by MAC on every connection. */
+  async startRdp(name: string, vm: string): Promise<RdpForwardView> {
+    const s = this.session(name);
+    const key = `${name}\u0000${vm}`;
+    const existing = this.rdps.get(key);
+    if (existing) return this.rdpView(existing);
+    const chain = await this.chainOf(name);
+    const exec = this.execOf(chain);
+    // Refuse now, with the reason, rather than hand out a port whose every connection fails.
+    guestAddress(await readDomain(exec, s.host.uri, vm, { addresses: true }), name, ['DHCP leases', 'neighbour table']);
+    const target: VmTarget = { kind: 'vm', uri: s.host.uri, vm, service: 'rdp' };
+    const forwarder = new Forwarder([{ bindAddress: '127.0.0.1', localPort: 0, target, source: `rdp ${name}/${vm}` }], async (t, origin) =>
+      chain.openChannel(t.kind === 'vm' ? await resolveVmTarget(exec, t, name) : t, origin),
+    );
+    const [stats] = await forwarder.listen();
+    const raced = this.rdps.get(key);
+    if (raced) {
+      await forwarder.close();
+      return this.rdpView(raced);
+    }
+    const tunnel: RdpTunnel = { id: `r${this.nextId++}`, host: name, vm, forwarder, port: stats!.localPort };
+    forwarder.on('connection', () => this.emit('tunnels'));
+    forwarder.on('connection-closed', () => this.emit('tunnels'));
+    this.rdps.set(key, tunnel);
+    this.emit('tunnels');
+    return this.rdpView(tunnel);
+  }
+
+  private rdpView(t: RdpTunnel): RdpForwardView {
+    return { tunnelId: t.id, address: `127.0.0.1:${t.port}`, port: t.port, rdpFile: `/api/hosts/${encodeURIComponent(t.host)}/vms/${encodeURIComponent(t.vm)}/rdp-file` };
+  }
+
+  /** The .rdp file of a started forward, or undefined when none was started. */
+  rdpFile(name: string, vm: string): string | undefined {
+    const t = this.rdps.get(`${name}\u0000${vm}`);
+    return t ? rdpFileText(t.port) : undefined;
+  }
+
+  tunnelViews(): TunnelView[] {
+    const views: TunnelView[] = [];
+    for (const t of this.consoles.values()) {
+      const hops = this.sessions.get(t.host)?.chain?.hopStates() ?? [];
+      views.push({ id: t.id, kind: 'console', host: t.host, vm: t.vm, state: tunnelState(hops), hops, active: t.active, bytesIn: t.bytesIn, bytesOut: t.bytesOut });
+    }
+    for (const t of this.rdps.values()) {
+      const hops = this.sessions.get(t.host)?.chain?.hopStates() ?? [];
+      const stats = t.forwarder.stats()[0]!;
+      views.push({
+        id: t.id,
+        kind: 'rdp',
+        host: t.host,
+        vm: t.vm,
+        address: `127.0.0.1:${t.port}`,
+        state: tunnelState(hops),
+        hops,
+        active: stats.active,
+        bytesIn: stats.bytesIn,
+        bytesOut: stats.bytesOut,
+      });
+    }
+    return views;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.rdps.values()].map((t) => t.forwarder.close()));
+    this.rdps.clear();
+    this.consoles.clear();
+    await Promise.all([...this.sessions.values()].map((s) => s.chain?.close()));
+  }
+}

@@ -1,0 +1,316 @@
+/**
+ * The UI's HTTP server: the dashboard and console pages, a small JSON API,
+ * Server-Sent Events for live state, and the console WebSocket. Every
+ * request is checked here, in one place, before any route runs (docs/ui.md):
+ * Host (DNS rebinding), token (cookie or bearer), Origin for WebSockets and
+ * POSTs (hijacking, CSRF), and every response carries a strict CSP.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import { VmdeskError } from '../errors.js';
+import { allowedHosts, hasToken, isHostAllowed, isOriginAllowed, isTokenEqual, newToken, sessionCookie } from './access.js';
+import { bridgeConsole } from './console-socket.js';
+import { errorView, type ErrorView, type HostSessions } from './host-sessions.js';
+import { loadStaticFiles, type StaticFile } from './static-assets.js';
+
+export interface UiServerOptions {
+  sessions: HostSessions;
+  /** Default 127.0.0.1; anything else must have been asked for explicitly (the CLI warns). */
+  bindAddress?: string;
+  /** Default 0: a free port. */
+  port?: number;
+  /** Default: a fresh random token. */
+  token?: string;
+  /** Label everything as the embedded demo site. */
+  isDemo?: boolean;
+  /** Where the built web bundle is (default: the package's dist/web). */
+  staticRoot?: string;
+  log?: (line: string) => void;
+}
+
+export interface UiServer {
+  readonly port: number;
+  readonly token: string;
+  /** The address to open: `path` on this server with the token in the fragment. */
+  url(path?: string): string;
+  close(): Promise<void>;
+}
+
+const CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data: blob:",
+  "connect-src 'self'",
+  "font-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+const SECURITY_HEADERS: Record<string, string> = {
+  'content-security-policy': CSP,
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+  'cross-origin-opener-policy': 'same-origin',
+  'cache-control': 'no-store',
+};
+
+const MAX_BODY_BYTES = 16 * 1024;
+const EVENTS_TICK_MS = 1_000;
+const EVENTS_HEARTBEAT_MS = 25_000;
+
+/** HTTP status of an error code: the client's mistake, the VM's state, or the path to the host. */
+function statusOf(code: string): number {
+  if (code === 'UI_FORBIDDEN') return 403;
+  if (code === 'UI_NOT_FOUND' || code === 'VM_NOT_FOUND' || code === 'USAGE') return 404;
+  if (code === 'UI_BAD_REQUEST') return 400;
+  if (code === 'UI_METHOD') return 405;
+  if (code === 'VM_NOT_RUNNING' || code === 'VNC_NOT_CONFIGURED' || code === 'VM_NO_IP' || code === 'VM_AMBIGUOUS') return 409;
+  if (code.startsWith('SSH_') || code.startsWith('LIBVIRT_') || code === 'VIRSH_MISSING' || code === 'VNC_SOCKET_DENIED') return 502;
+  return 500;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly view: ErrorView,
+    readonly status = statusOf(view.code),
+  ) {
+    super(view.message);
+  }
+}
+
+const forbidden = (message: string) => new HttpError({ code: 'UI_FORBIDDEN', message });
+
+function send(res: ServerResponse, status: number, body: string | Buffer, contentType: string, extra: Record<string, string> = {}): void {
+  res.writeHead(status, { ...SECURITY_HEADERS, 'content-type': contentType, 'content-length': String(Buffer.byteLength(body)), ...extra });
+  res.end(body);
+}
+
+function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  send(res, status, JSON.stringify(value), 'application/json; charset=utf-8');
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw new HttpError({ code: 'UI_BAD_REQUEST', message: 'request body too large' }, 413);
+    chunks.push(chunk);
+  }
+  if (size === 0) return {};
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new HttpError({ code: 'UI_BAD_REQUEST', message: 'the request body is not JSON' });
+  }
+}
+
+/** Splits `/api/hosts/H/vms/V/rdp` into decoded segments; undefined when a segment is not valid percent-encoding. */
+function segments(pathname: string): string[] | undefined {
+  try {
+    return pathname.split('/').slice(1).map(decodeURIComponent);
+  } catch {
+    return undefined;
+  }
+}
+
+export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
+  const sessions = opts.sessions;
+  const bindAddress = opts.bindAddress ?? '127.0.0.1';
+  const token = opts.token ?? newToken();
+  const log = opts.log ?? (() => {});
+  const files: Map<string, StaticFile> = loadStaticFiles(opts.staticRoot);
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 4 * 1024 * 1024 });
+  const eventClients = new Set<ServerResponse>();
+  let port = 0;
+  let allowed = new Set<string>();
+
+  const hostsPayload = () => ({ demo: opts.isDemo ?? false, hosts: sessions.hostViews() });
+
+  function page(res: ServerResponse, name: string, status = 200): void {
+    const f = files.get(name);
+    if (!f) throw new HttpError({ code: 'UI_NOT_FOUND', message: `${name} is missing from the web bundle` }, 500);
+    send(res, status, f.body, f.contentType);
+  }
+
+  // ---- Server-Sent Events: state pushed on change, byte counters at most once a second.
+  let lastTunnels = '';
+  let tunnelsQueued = false;
+  const broadcast = (event: string, data: string) => {
+    for (const res of eventClients) res.write(`event: ${event}\ndata: ${data}\n\n`);
+  };
+  const pushTunnels = (force: boolean) => {
+    const data = JSON.stringify({ tunnels: sessions.tunnelViews() });
+    if (!force && data === lastTunnels) return;
+    lastTunnels = data;
+    broadcast('tunnels', data);
+  };
+  const onTunnels = () => {
+    if (tunnelsQueued) return;
+    tunnelsQueued = true;
+    setImmediate(() => {
+      tunnelsQueued = false;
+      pushTunnels(false);
+    });
+  };
+  const onHosts = () => broadcast('hosts', JSON.stringify(hostsPayload()));
+  sessions.on('tunnels', onTunnels);
+  sessions.on('hosts', onHosts);
+  const ticker = setInterval(() => {
+    if (eventClients.size > 0) pushTunnels(false);
+  }, EVENTS_TICK_MS);
+  const heartbeat = setInterval(() => {
+    for (const res of eventClients) res.write(': keep-alive\n\n');
+  }, EVENTS_HEARTBEAT_MS);
+  ticker.unref();
+  heartbeat.unref();
+
+  function openEvents(req: IncomingMessage, res: ServerResponse): void {
+    res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive' });
+    res.write(`retry: 2000\n\nevent: hosts\ndata: ${JSON.stringify(hostsPayload())}\n\nevent: tunnels\ndata: ${JSON.stringify({ tunnels: sessions.tunnelViews() })}\n\n`);
+    eventClients.add(res);
+    req.socket.setNoDelay(true);
+    res.on('close', () => eventClients.delete(res));
+  }
+
+  // ---- API routes (the token was checked before any of these runs).
+  async function api(req: IncomingMessage, res: ServerResponse, parts: string[]): Promise<void> {
+    const method = req.method ?? 'GET';
+    const expect = (m: string) => {
+      if (method !== m) throw new HttpError({ code: 'UI_METHOD', message: `use ${m} for this route` });
+    };
+    if (parts.length === 2 && parts[1] === 'hosts') {
+      expect('GET');
+      return sendJson(res, 200, hostsPayload());
+    }
+    if (parts.length === 2 && parts[1] === 'events') {
+      expect('GET');
+      return openEvents(req, res);
+    }
+    if (parts[1] === 'hosts' && parts[3] === 'vms' && parts[2] !== undefined) {
+      const host = parts[2];
+      if (parts.length === 4) {
+        expect('GET');
+        return sendJson(res, 200, { host, vms: await sessions.listVms(host) });
+      }
+      const vm = parts[4];
+      if (vm !== undefined && vm !== '') {
+        if (parts.length === 5) {
+          expect('GET');
+          return sendJson(res, 200, { vm: await sessions.readVm(host, vm) });
+        }
+        if (parts.length === 6 && parts[5] === 'rdp') {
+          expect('POST');
+          await readJson(req);
+          return sendJson(res, 200, await sessions.startRdp(host, vm));
+        }
+        if (parts.length === 6 && parts[5] === 'rdp-file') {
+          expect('GET');
+          const text = sessions.rdpFile(host, vm);
+          if (text === undefined) throw new HttpError({ code: 'UI_NOT_FOUND', message: `no RDP forward to ${vm} was started`, hint: 'press RDP first' });
+          const fileName = `${host}-${vm}`.replace(/[^A-Za-z0-9._-]/g, '_');
+          return send(res, 200, text, 'application/x-rdp', { 'content-disposition': `attachment; filename="${fileName}.rdp"` });
+        }
+      }
+    }
+    throw new HttpError({ code: 'UI_NOT_FOUND', message: `no route ${method} ${req.url ?? ''}`.slice(0, 200) });
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!isHostAllowed(req, allowed)) throw forbidden('this server answers only to its own address (Host header refused)');
+    const url = new URL(req.url ?? '/', 'http://x');
+    const method = req.method ?? 'GET';
+    if (url.pathname.startsWith('/assets/')) {
+      if (method !== 'GET' && method !== 'HEAD') throw new HttpError({ code: 'UI_METHOD', message: 'use GET' });
+      const f = files.get(url.pathname);
+      if (!f) throw new HttpError({ code: 'UI_NOT_FOUND', message: 'no such asset' });
+      return send(res, 200, f.body, f.contentType);
+    }
+    const isBearer = req.headers.authorization?.startsWith('Bearer ') ?? false;
+    // A cookie rides along on cross-site POSTs; a bearer header cannot be added cross-site without a preflight we never answer.
+    if (method !== 'GET' && method !== 'HEAD' && !isBearer && !isOriginAllowed(req, allowed)) throw forbidden('cross-origin request refused');
+    if (url.pathname === '/api/session') {
+      if (method !== 'POST') throw new HttpError({ code: 'UI_METHOD', message: 'use POST' });
+      const body = (await readJson(req)) as { token?: unknown };
+      if (typeof body.token !== 'string' || !isTokenEqual(body.token, token)) throw forbidden('wrong or expired token: use the link vmdesk printed');
+      res.writeHead(204, { ...SECURITY_HEADERS, 'set-cookie': sessionCookie(port, token) });
+      return void res.end();
+    }
+    const isPage = url.pathname === '/' || url.pathname === '/console';
+    if (!hasToken(req, port, token)) {
+      if (isPage && method === 'GET') return page(res, '/login.html', 403);
+      throw forbidden('missing or wrong token: open the link vmdesk printed');
+    }
+    if (isPage) {
+      if (method !== 'GET' && method !== 'HEAD') throw new HttpError({ code: 'UI_METHOD', message: 'use GET' });
+      return page(res, url.pathname === '/' ? '/index.html' : '/console.html');
+    }
+    const parts = segments(url.pathname);
+    if (!parts) throw new HttpError({ code: 'UI_BAD_REQUEST', message: 'bad percent-encoding in the path' });
+    if (parts[0] === 'api') return api(req, res, parts);
+    throw new HttpError({ code: 'UI_NOT_FOUND', message: 'no such page' });
+  }
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      const e = err instanceof HttpError ? err : new HttpError(errorView(err));
+      if (e.status >= 500 && !(err instanceof VmdeskError)) log(`ui: ${req.method} ${new URL(req.url ?? '/', 'http://x').pathname}: ${(err as Error)?.stack ?? String(err)}`);
+      if (res.headersSent) return void res.destroy();
+      sendJson(res, e.status, { error: e.view });
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const refuse = (status: number, text: string) => {
+      socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    };
+    socket.on('error', () => {});
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (!isHostAllowed(req, allowed) || !isOriginAllowed(req, allowed) || !hasToken(req, port, token)) return refuse(403, 'Forbidden');
+    if (url.pathname !== '/ws/console') return refuse(404, 'Not Found');
+    const host = url.searchParams.get('host');
+    const vm = url.searchParams.get('vm');
+    if (!host || !vm) return refuse(400, 'Bad Request');
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      bridgeConsole(ws, () => sessions.openConsole(host, vm), errorView, log);
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new VmdeskError('PORT_IN_USE', `${bindAddress}:${opts.port} is in use`, { cause: err, context: { port: opts.port ?? 0 }, hint: 'choose another --port, or leave it out for a free one' })
+          : new VmdeskError('LISTEN_FAILED', `cannot listen on ${bindAddress}:${opts.port ?? 0}: ${err.message}`, { cause: err }),
+      ),
+    );
+    server.listen(opts.port ?? 0, bindAddress, () => resolve());
+  });
+  port = (server.address() as AddressInfo).port;
+  allowed = allowedHosts(bindAddress, port);
+  const urlHost = bindAddress === '0.0.0.0' || bindAddress === '::' ? '127.0.0.1' : bindAddress.includes(':') ? `[${bindAddress}]` : bindAddress;
+
+  return {
+    port,
+    token,
+    url: (path = '/') => `http://${urlHost}:${port}${path}#token=${token}`,
+    close: async () => {
+      sessions.off('tunnels', onTunnels);
+      sessions.off('hosts', onHosts);
+      clearInterval(ticker);
+      clearInterval(heartbeat);
+      for (const res of eventClients) res.end();
+      for (const ws of wss.clients) ws.terminate();
+      await new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      });
+    },
+  };
+}
