@@ -33,6 +33,24 @@ export interface DemoSshServerOptions {
   exec?: ExecHandler;
   /** Refuse direct-tcpip to anything but these hosts (undefined = anything). */
   forwardHosts?: string[];
+  /**
+   * Where a direct-tcpip request (RFC 4254 s7.2) really goes, so a demo host
+   * can serve made-up addresses from in-process listeners; undefined refuses
+   * it. Without this option the server connects to the address asked for.
+   */
+  routeTcp?: (host: string, port: number) => ForwardEndpoint | undefined;
+  /**
+   * The same for OpenSSH's direct-streamlocal: a TCP endpoint or a real
+   * socket path for the requested path; undefined refuses it. Without this
+   * option the server connects to the path asked for.
+   */
+  routeUnix?: (path: string) => ForwardEndpoint | string | undefined;
+}
+
+/** A TCP endpoint a forwarded channel is connected to. */
+export interface ForwardEndpoint {
+  host: string;
+  port: number;
 }
 
 /**
@@ -143,12 +161,16 @@ export class DemoSshServer {
       client.on('tcpip', (accept, reject, info) => {
         if (this.opts.allowForwarding === false) return reject();
         if (this.opts.forwardHosts && !this.opts.forwardHosts.includes(info.destIP)) return reject();
-        const sock = net.connect(info.destPort, info.destIP);
+        const to = this.opts.routeTcp ? this.opts.routeTcp(info.destIP, info.destPort) : { host: info.destIP, port: info.destPort };
+        if (!to) return reject();
+        const sock = net.connect(to.port, to.host);
         this.pipeChannel(sock, accept, reject);
       });
       client.on('openssh.streamlocal', (accept, reject, info) => {
         if (this.opts.allowForwarding === false) return reject();
-        const sock = net.connect(info.socketPath);
+        const to = this.opts.routeUnix ? this.opts.routeUnix(info.socketPath) : info.socketPath;
+        if (to === undefined) return reject();
+        const sock = typeof to === 'string' ? net.connect(to) : net.connect(to.port, to.host);
         this.pipeChannel(sock, accept, reject);
       });
       client.on('session', (acceptSession) => {
