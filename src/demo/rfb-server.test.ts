@@ -242,7 +242,7 @@ async function withConsole(fn: (console: DemoConsole, port: number) => Promise<v
 
 /** Send incremental requests until `isDone` holds for the client's screen. */
 async function updateUntil(client: TestClient, isDone: () => boolean, onUpdate?: (rects: Rect[]) => void): Promise<void> {
-  const deadline = Date.now() + 4000;
+  const deadline = Date.now() + 15_000;
   while (!isDone()) {
     assert.ok(Date.now() < deadline, 'screen did not reach the expected state');
     client.requestUpdate(true);

@@ -3,6 +3,7 @@
  * insmods e1000, takes a DHCP lease from libvirt's dnsmasq, answers TCP 3389
  * with `RDP-LAB <name>` and prints `VMDESK-LAB GUEST <name> IP <ip>` on the
  * VGA console (seen over VNC) and on ttyS0 (a file the lab can read).
+ * Keys typed on the VGA console (over VNC) are echoed there.
  *
  * Built once into a cache outside the checkout's .state (the lab's own
  * cleanup removes .state); rebuilt when the recipe below changes.
@@ -55,6 +56,9 @@ else
   udhcpc -f -i eth0 -s /etc/udhcpc.script >/dev/ttyS0 2>&1 &
 fi
 nc -ll -p 3389 -e /bin/rdp-banner &
+# A VT drops keyboard input unless it is open: a reader keeps tty1 open in cooked mode, so the
+# line discipline echoes typed keys onto the VGA screen (the browser tests type and look).
+cat </dev/tty1 >/dev/null &
 printf '\\033[2J\\033[H' > /dev/tty0
 while :; do
   ip="$(cat /run/ip 2>/dev/null || echo none)"
