@@ -149,8 +149,12 @@ function applyHosts(reply: HostsReply): void {
   }
 }
 
+/** Reloads a host's VM list (after a change made from the dashboard). */
+const reloaders = new Map<string, () => void>();
+
 async function loadVms(entry: HostEntry): Promise<void> {
   const name = entry.view.name;
+  reloaders.set(name, () => void loadVms(entry));
   replace(entry.body, h('p', { className: 'muted loading' }, `Listing VMs on ${name} over SSH…`));
   try {
     const reply = await fetchJson<VmsReply>(vmsPath(name));
@@ -187,7 +191,7 @@ function stateClass(state: VmView['state']): string {
   return `badge state-${state.replace(/\s+/g, '-')}`;
 }
 
-function consoleList(vm: VmView): HTMLElement | string {
+function consoleList(host: string, vm: VmView, out: HTMLElement): HTMLElement | string {
   if (vm.consoles.length === 0) return h('span', { className: 'muted' }, 'none');
   return h(
     'ul',
@@ -204,13 +208,49 @@ function consoleList(vm: VmView): HTMLElement | string {
             'span',
             {
               className: 'badge badge-exposed',
-              title: `Listens on ${c.address}, not only on loopback: anyone who can reach the hypervisor on that port can reach this console${c.hasPassword === true ? ' (it does ask for a password)' : ''}. Make it listen on 127.0.0.1 (virsh edit: <graphics listen='127.0.0.1'>).`,
+              title: `Listens on ${c.address}, not only on loopback: anyone who can reach the hypervisor on that port can reach this console${c.hasPassword === true ? ' (it does ask for a password)' : ''}. Move to loopback makes it listen on 127.0.0.1 (vmdesk vnc-listen).`,
             },
             'exposed',
           ),
+        c.isExposed && moveButton(host, vm, out),
       ),
     ),
   );
+}
+
+/** "Move to loopback": vnc-listen 127.0.0.1 through libvirt, after the user confirms (and, for a running VM, chooses to restart or not). */
+function moveButton(host: string, vm: VmView, out: HTMLElement): HTMLButtonElement {
+  const button = h('button', { className: 'btn btn-small btn-danger', attrs: { type: 'button' }, title: `Make ${vm.name}'s console listen on 127.0.0.1 only (its definition is saved on the host first)` }, 'Move to loopback');
+  button.addEventListener('click', () => void moveToLoopback(host, vm, button, out));
+  return button;
+}
+
+interface ListenReply {
+  vm: string;
+  address: string;
+  isChanged: boolean;
+  backupPath?: string;
+  isRunning: boolean;
+  isRestarted: boolean;
+}
+
+async function moveToLoopback(host: string, vm: VmView, button: HTMLButtonElement, out: HTMLElement): Promise<void> {
+  if (!window.confirm(`Make ${vm.name}'s console on ${host} listen on 127.0.0.1 only?\n\nvmdesk saves its current definition on the host, then changes only its <graphics> with virsh define. You will reach it through SSH (Console button).`)) return;
+  const restart = vm.state === 'running' && window.confirm(`${vm.name} is running and keeps listening on the old address until it restarts.\n\nRestart it now (clean shutdown, up to 60 s)? Cancel changes the definition only.`);
+  button.disabled = true;
+  replace(out, h('span', { className: 'muted loading' }, restart ? `Moving ${vm.name}'s console and restarting it…` : `Moving ${vm.name}'s console…`));
+  try {
+    const r = await postJson<ListenReply>(`${vmPath(host, vm.name)}/vnc-listen`, { address: '127.0.0.1', restart });
+    const text = !r.isChanged && !r.isRestarted
+      ? `Already listening on ${r.address} in its definition.`
+      : `Now defined to listen on ${r.address}${r.backupPath ? ` (previous definition saved on the host: ${r.backupPath})` : ''}.${r.isRestarted ? ' Restarted.' : r.isRunning ? ' Takes effect when it restarts.' : ''}`;
+    replace(out, h('div', { className: 'action-ok' }, text));
+    if (r.isRestarted || !r.isRunning) setTimeout(() => reloaders.get(host)?.(), 1500);
+  } catch (err) {
+    replace(out, errorBlock(err));
+  } finally {
+    button.disabled = false;
+  }
 }
 
 function passwordText(c: ConsoleView | undefined): HTMLElement {
@@ -228,7 +268,7 @@ function ipText(vm: VmView): HTMLElement {
     h('code', null, vm.ip.address),
     ' ',
     h('span', { className: 'muted' }, `(${vm.ip.source})`),
-    vm.ip.isPinned === true && h('span', { className: 'badge badge-pinned', title: 'Pinned in the config or with --ip' }, 'pinned'),
+    vm.ip.isPinned === true && h('span', { className: 'badge badge-pinned', title: 'Reserved for this VM in the libvirt network\'s DHCP (vmdesk pin-ip)' }, 'pinned'),
   );
 }
 
@@ -244,6 +284,7 @@ function consoleBlocker(vm: VmView): string | null {
 function vmRow(host: string, vm: VmView): HTMLTableRowElement {
   const rdpOut = h('div', { className: 'action-out', attrs: { 'aria-live': 'polite' } });
   const copyOut = h('div', { className: 'action-out' });
+  const moveOut = h('div', { className: 'action-out', attrs: { 'aria-live': 'polite' } });
   const blocker = consoleBlocker(vm);
 
   const consoleAction =
@@ -268,7 +309,7 @@ function vmRow(host: string, vm: VmView): HTMLTableRowElement {
     { dataset: { vm: vm.name } },
     cell('Name', h('span', { className: 'vm-name' }, vm.name)),
     cell('State', h('span', { className: stateClass(vm.state) }, vm.state)),
-    cell('Console', consoleList(vm)),
+    cell('Console', consoleList(host, vm, moveOut), moveOut),
     cell('Password', passwordText(mainConsole(vm))),
     cell('IP', ipText(vm)),
     cell(

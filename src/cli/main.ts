@@ -8,6 +8,7 @@ import { VmdeskError } from '../errors.js';
 import { ensureRuntimeDir } from '../daemon/runtime-dir.js';
 import { VERSION } from '../daemon/version.js';
 import type { ForwardOptions } from './commands/forward.js';
+import type { AuditOptions, EditOptions, PinIpOptions } from './commands/audit.js';
 import type { UiOptions } from './commands/ui.js';
 import type { VmCommandOptions } from './commands/vm.js';
 import { EXIT } from './exit-codes.js';
@@ -132,6 +133,65 @@ function buildProgram(run: (p: Promise<number>) => void): Command {
   hostOptions(program.command('hosts').description('list the hypervisors of the config file and whether they answer (ssh and libvirt)')).action((opts: VmCommandOptions) =>
     run(vmCmd().then((m) => m.hostsCommand(opts))),
   );
+
+  const auditCmd = () => import('./commands/audit.js');
+  const editOptions = (c: Command): Command =>
+    hostOptions(c)
+      .option('--restart', 'restart a running VM so the change takes effect now (clean shutdown, bounded wait, start)')
+      .option('--force', 'with --restart: power the VM off (virsh destroy) if it does not shut down in time')
+      .option('--shutdown-timeout <seconds>', 'with --restart: how long to wait for a clean shutdown (default 60)')
+      .option('--backup-dir <dir>', 'also keep the saved definition here, on this machine')
+      .option('-y, --yes', 'do not ask; required for a non-loopback address and for --fix without a terminal');
+
+  editOptions(
+    program
+      .command('audit')
+      .summary('find VM consoles reachable from other machines (exit 21 when any is exposed)')
+      .description(
+        "Every VM's VNC and SPICE consoles on the hosts: listen addresses (0.0.0.0, :: or any non-loopback address is exposed), " +
+          "password, TLS (vnc_tls/spice_tls in the host's qemu.conf when readable), and QEMU processes started by hand with -vnc on " +
+          'a non-loopback address. Each exposed console is a finding with a severity (no password: high; password without TLS: ' +
+          'medium) and the exact fix. Exit status 0 when clean, 21 when anything is exposed (for cron and CI). --fix moves every ' +
+          'exposed libvirt console to 127.0.0.1 with vnc-listen (asking first).',
+      )
+      .argument('[host...]', 'configured host names or ssh destinations (default: every configured host)'),
+  )
+    .option('--fix', 'move every exposed libvirt console to 127.0.0.1 (definition saved first); with --restart it takes effect now')
+    .addHelpText('after', '\nExamples:\n  vmdesk audit kvmhost\n  vmdesk audit kvmhost --fix --restart')
+    .action((hosts: string[], opts: AuditOptions) => run(auditCmd().then((m) => m.auditCommand(hosts, opts))));
+
+  editOptions(
+    program
+      .command('vnc-listen')
+      .summary("change where a VM's console listens, through libvirt (backed up first)")
+      .description(
+        "Set the listen address of a VM's VNC/SPICE consoles: virsh dumpxml --inactive, only <graphics> edited, virsh define " +
+          '(never editing files under /etc/libvirt). The current definition is saved on the host first (path printed). ' +
+          'A running VM keeps its old address until it restarts (--restart). A non-loopback address needs --yes: ' +
+          'the safe alternative is to keep 127.0.0.1 and reach it with `vmdesk vnc` through SSH.',
+      )
+      .argument('<vm>', 'HOST/VM')
+      .argument('<address>', 'IP address to listen on, e.g. 127.0.0.1'),
+  )
+    .addHelpText('after', '\nExamples:\n  vmdesk vnc-listen kvmhost/win2019 127.0.0.1 --restart\n  vmdesk vnc-listen kvmhost/win2019 0.0.0.0 --yes   # the seed\'s insecure way, if you must')
+    .action((ref: string, address: string, opts: EditOptions) => run(auditCmd().then((m) => m.vncListenCommand(ref, address, opts))));
+
+  hostOptions(
+    program
+      .command('pin-ip')
+      .summary("reserve the guest's IP in its libvirt network's DHCP (so RDP forwards stay put)")
+      .description(
+        "Add a DHCP host reservation for the VM's NIC in its libvirt network (virsh net-update ... add ip-dhcp-host --live --config), " +
+          'by default for the IP the guest has now. Refuses an IP outside the network or reserved for another MAC; does nothing when ' +
+          'the reservation exists; --remove deletes it.',
+      )
+      .argument('<vm>', 'HOST/VM, or VM alone')
+      .argument('[ip]', 'the address to reserve (default: the current one)'),
+  )
+    .option('--network <name>', 'the libvirt network (when the VM has NICs on several)')
+    .option('--remove', 'delete the reservation')
+    .addHelpText('after', '\nExamples:\n  vmdesk pin-ip kvmhost/win2016\n  vmdesk pin-ip kvmhost/win2016 192.168.122.50\n  vmdesk pin-ip kvmhost/win2016 --remove')
+    .action((ref: string, ip: string | undefined, opts: PinIpOptions) => run(auditCmd().then((m) => m.pinIpCommand(ref, ip, opts))));
 
   hostOptions(
     program

@@ -5,7 +5,7 @@
  */
 import { loadConfig, DEFAULT_LIBVIRT_URI, type HostConfig } from '../config/config.js';
 import { VmdeskError, isVmdeskError } from '../errors.js';
-import { readDomain, readInventory } from '../libvirt/remote.js';
+import { readDomain, readInventory, type RemoteExec } from '../libvirt/remote.js';
 import type { Inventory, InventoryDomain } from '../libvirt/inventory.js';
 import { findDomain } from '../libvirt/vm-target.js';
 import { SshChain } from '../ssh/chain.js';
@@ -34,7 +34,7 @@ export interface HostTarget {
 export interface ConnectedHost extends HostTarget {
   hops: HopSpec[];
   chain: SshChain;
-  exec: (command: string) => Promise<{ code: number | null; stdout: Buffer; stderr: Buffer }>;
+  exec: RemoteExec;
 }
 
 export function hostTarget(name: string, opts: HostOptions): HostTarget {
@@ -54,7 +54,7 @@ export async function connectHost(t: HostTarget, opts: HostOptions): Promise<Con
   const prompter = choosePrompter();
   const chain = new SshChain(hops, { ...(prompter ? { prompter } : {}), acceptNewHostKey: opts.acceptNewHostKey ?? false });
   await chain.connect();
-  return { ...t, hops, chain, exec: (c) => chain.exec(c) };
+  return { ...t, hops, chain, exec: (c, o) => chain.exec(c, o) };
 }
 
 /** Split `HOST/VM` at the last '/' (libvirt forbids '/' in VM names). */

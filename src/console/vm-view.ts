@@ -7,7 +7,9 @@
 import type { GraphicsInfo } from '../libvirt/domain-xml.js';
 import { isExposed } from '../libvirt/domain-xml.js';
 import type { InventoryDomain, InventoryState, VmAddress } from '../libvirt/inventory.js';
-import { quoteArg } from '../libvirt/shell-quote.js';
+
+export { shellWord };
+import { shellWord } from '../libvirt/shell-quote.js';
 import { bestAddress } from '../libvirt/vm-target.js';
 
 export interface ConsoleView {
@@ -30,11 +32,6 @@ export interface VmView {
   commands: { vnc: string; rdp: string };
 }
 
-/** A word as the shell sees it: quoted unless it is plainly safe. */
-export function shellWord(s: string): string {
-  return /^[A-Za-z0-9._/:@%+=,-]+$/.test(s) ? s : quoteArg(s);
-}
-
 /** Where a console listens, as `ls` and the dashboard print it. */
 export function consoleAddress(g: GraphicsInfo): string {
   const sock = g.socket ?? g.listens.find((l) => l.type === 'socket')?.socket;
@@ -46,8 +43,8 @@ export function consoleAddress(g: GraphicsInfo): string {
   return `${addr.includes(':') && !addr.startsWith('network:') ? `[${addr}]` : addr}:${port}`;
 }
 
-/** The dashboard's view of one domain on `host`. */
-export function vmView(d: InventoryDomain, host: string): VmView {
+/** The dashboard's view of one domain on `host`; `pinned` maps MACs to their DHCP reservations. */
+export function vmView(d: InventoryDomain, host: string, pinned: ReadonlyMap<string, string> = new Map()): VmView {
   const name = d.name ?? d.uuid;
   const ref = shellWord(`${host}/${name}`);
   const consoles = d.graphics.map(
@@ -67,6 +64,6 @@ export function vmView(d: InventoryDomain, host: string): VmView {
     consoles,
     commands: { vnc: `vmdesk vnc ${d.state === 'running' ? '' : '--start '}${ref}`, rdp: `vmdesk rdp ${ref}` },
   };
-  if (best) view.ip = { address: best.ip, source: best.source };
+  if (best) view.ip = { address: best.ip, source: best.source, ...(pinned.get(best.mac.toLowerCase()) === best.ip ? { isPinned: true } : {}) };
   return view;
 }

@@ -57,7 +57,14 @@ describe('assembleInventory on the lab, as labuser saw it', () => {
     assert.equal(net.name, 'default');
     assert.equal(net.bridge, 'virbr0');
     assert.equal(net.forwardMode, 'nat');
-    assert.deepEqual(net.addresses, [{ address: '192.168.122.1', family: 'ipv4', prefix: 24 }]);
+    assert.deepEqual(net.addresses, [
+      {
+        address: '192.168.122.1',
+        family: 'ipv4',
+        prefix: 24,
+        dhcp: { ranges: [{ start: '192.168.122.2', end: '192.168.122.254' }], hosts: [{ mac: '52:54:00:fc:b9:e6', name: 'win2016', ip: '192.168.122.217' }] },
+      },
+    ]);
     assert.equal(net.leases.length, 6);
   });
 });

@@ -5,6 +5,23 @@
 import { libvirtXmlParser } from './xml-parser.js';
 import { VmdeskError } from '../errors.js';
 
+/** A `<dhcp>` of an `<ip>`: dnsmasq's dynamic ranges and its static host reservations. */
+export interface DhcpConfig {
+  ranges: { start: string; end: string }[];
+  /** IPv4 hosts are keyed by `mac` (lower case) or `name`; IPv6 hosts by `id` or `name`, which is not kept here. */
+  hosts: { mac?: string; name?: string; ip: string }[];
+}
+
+/** One `<ip>` of a network: the host's address on it, and its DHCP service. */
+export interface NetworkAddress {
+  address: string;
+  prefix?: number;
+  family: 'ipv4' | 'ipv6';
+  /** Present when this `<ip>` has a `<dhcp>` element. */
+  dhcp?: DhcpConfig;
+}
+
+/** What vmdesk reads of a libvirt network. */
 export interface NetworkInfo {
   name: string;
   uuid: string;
@@ -13,10 +30,10 @@ export interface NetworkInfo {
   /** The host bridge (virbr0), where the VMs' neighbour entries appear. */
   bridge?: string;
   /** The host's own addresses on the network, e.g. 192.168.122.1/24. */
-  addresses: { address: string; prefix?: number; family: 'ipv4' | 'ipv6' }[];
+  addresses: NetworkAddress[];
 }
 
-const parser = libvirtXmlParser(new Set(['network.ip']));
+const parser = libvirtXmlParser(new Set(['network.ip', 'network.ip.dhcp.range', 'network.ip.dhcp.host']));
 
 type XmlNode = Record<string, unknown>;
 
@@ -38,6 +55,33 @@ function maskToPrefix(mask: string): number | undefined {
   return /^1*0*$/.test(bits) ? bits.indexOf('0') === -1 ? 32 : bits.indexOf('0') : undefined;
 }
 
+function list(v: unknown): unknown[] {
+  return v === undefined ? [] : Array.isArray(v) ? v : [v];
+}
+
+function parseDhcp(v: unknown): DhcpConfig | undefined {
+  // An empty <dhcp/> (or one holding only whitespace) reads as a string.
+  const dhcp = node(v) ?? (typeof v === 'string' ? {} : undefined);
+  if (!dhcp) return undefined;
+  const ranges: DhcpConfig['ranges'] = [];
+  for (const r of list(dhcp['range'])) {
+    const start = node(r)?.['@_start'];
+    const end = node(r)?.['@_end'];
+    if (typeof start === 'string' && typeof end === 'string') ranges.push({ start, end });
+  }
+  const hosts: DhcpConfig['hosts'] = [];
+  for (const h of list(dhcp['host'])) {
+    const n = node(h);
+    const ip = n?.['@_ip'];
+    if (typeof ip !== 'string') continue;
+    const mac = n?.['@_mac'];
+    const name = n?.['@_name'];
+    hosts.push({ ...(typeof mac === 'string' ? { mac: mac.toLowerCase() } : {}), ...(typeof name === 'string' ? { name } : {}), ip });
+  }
+  return { ranges, hosts };
+}
+
+/** Parses one `virsh net-dumpxml` document; throws LIBVIRT_OUTPUT_INVALID when it is not a network. */
 export function parseNetworkXml(xml: string): NetworkInfo {
   let doc: unknown;
   try {
@@ -63,7 +107,8 @@ export function parseNetworkXml(xml: string): NetworkInfo {
     const prefixAttr = n?.['@_prefix'];
     const netmask = n?.['@_netmask'];
     const prefix = typeof prefixAttr === 'string' ? Number(prefixAttr) : typeof netmask === 'string' ? maskToPrefix(netmask) : undefined;
-    info.addresses.push({ address, family, ...(prefix !== undefined && Number.isInteger(prefix) ? { prefix } : {}) });
+    const dhcp = n && 'dhcp' in n ? parseDhcp(n['dhcp']) : undefined;
+    info.addresses.push({ address, family, ...(prefix !== undefined && Number.isInteger(prefix) ? { prefix } : {}), ...(dhcp ? { dhcp } : {}) });
   }
   return info;
 }

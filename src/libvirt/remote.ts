@@ -13,12 +13,12 @@ import { assembleInventory, addressesFor, type Inventory, type InventoryDomain, 
 import { buildInventoryScript, newBoundary, parseInventoryOutput } from './inventory-script.js';
 import { parseArpN, parseDhcpLeases, parseIpNeigh } from './leases.js';
 import { commandLine, quoteArg } from './shell-quote.js';
-import { domstateArgv, dumpxmlArgv, netDhcpLeasesArgv, virshArgv } from './virsh-argv.js';
+import { domstateArgv, dumpxmlArgv, netDhcpLeasesArgv, startArgv } from './virsh-argv.js';
 import { virshError } from './virsh-errors.js';
 import { guestAddress, vncTarget } from './vm-target.js';
 
 /** Runs one command line on the hypervisor (through the user's login shell, as sshd does). */
-export type RemoteExec = (command: string) => Promise<{ code: number | null; stdout: Buffer; stderr: Buffer }>;
+export type RemoteExec = (command: string, opts?: { stdin?: string | Buffer }) => Promise<{ code: number | null; stdout: Buffer; stderr: Buffer }>;
 
 /** Read every domain, network, lease and neighbour of the hypervisor in one exec. */
 export async function readInventory(exec: RemoteExec, uri: string): Promise<Inventory> {
@@ -28,7 +28,8 @@ export async function readInventory(exec: RemoteExec, uri: string): Promise<Inve
   return assembleInventory(parseInventoryOutput(r.stdout.toString('utf8'), boundary));
 }
 
-async function run(exec: RemoteExec, argv: string[], what: string, context: Record<string, unknown>): Promise<string> {
+/** Run one argv on the host; a non-zero exit becomes the classified virsh error. */
+export async function run(exec: RemoteExec, argv: string[], what: string, context: Record<string, unknown>): Promise<string> {
   const r = await exec(commandLine(argv));
   if (r.code !== 0) throw virshError(what, { exitCode: r.code, stderr: r.stderr.toString('utf8') }, context);
   return r.stdout.toString('utf8');
@@ -80,7 +81,7 @@ export async function checkSocketAccess(exec: RemoteExec, path: string, host: st
 
 /** Start a shut-off domain (`--start`). */
 export async function startDomain(exec: RemoteExec, uri: string, vm: string): Promise<void> {
-  await run(exec, virshArgv(uri, 'start', '--domain', vm), 'start', { vm });
+  await run(exec, startArgv(uri, vm), 'start', { vm });
 }
 
 /** Where a VM target points right now, looked up on the hypervisor. */

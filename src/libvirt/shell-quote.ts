@@ -17,3 +17,8 @@ export function commandLine(argv: readonly string[]): string {
   if (argv.length === 0) throw new TypeError('commandLine: empty argv');
   return argv.map(quoteArg).join(' ');
 }
+
+/** A word as a person would paste it into a shell: left bare when plainly safe, else quoted (copy-safe commands in `ls`, `audit`, the dashboard). */
+export function shellWord(s: string): string {
+  return /^[A-Za-z0-9._/:@%+=,-]+$/.test(s) ? s : quoteArg(s);
+}

@@ -83,3 +83,32 @@ export function netDhcpLeasesArgv(uri: string, network: string, mac?: string): s
 export function ipNeighArgv(): string[] {
   return ['ip', 'neigh', 'show'];
 }
+
+/** `define --validate FILE`: replaces the persistent definition atomically, after libvirt's schema check. */
+export function defineArgv(uri: string, file: string): string[] {
+  return virshArgv(uri, 'define', '--file', file, '--validate');
+}
+
+export function startArgv(uri: string, domain: string): string[] {
+  return virshArgv(uri, 'start', '--domain', domain);
+}
+
+/** A clean ACPI shutdown request; returns at once (the guest may ignore it). */
+export function shutdownArgv(uri: string, domain: string): string[] {
+  return virshArgv(uri, 'shutdown', '--domain', domain);
+}
+
+/** Pulls the plug: only after a bounded wait for `shutdown` and with the user's consent (--force). */
+export function destroyArgv(uri: string, domain: string): string[] {
+  return virshArgv(uri, 'destroy', '--domain', domain);
+}
+
+/** `net-info`: name, UUID, `Active: yes|no`, `Persistent:`, `Bridge:`. */
+export function netInfoArgv(uri: string, network: string): string[] {
+  return virshArgv(uri, 'net-info', '--network', network);
+}
+
+/** `net-update` of one `<host>` of the network's DHCP (the XML text goes as one argv element). */
+export function netUpdateDhcpHostArgv(uri: string, network: string, command: 'add' | 'modify' | 'delete', hostXml: string, opts: { live: boolean }): string[] {
+  return virshArgv(uri, 'net-update', '--network', network, '--command', command, '--section', 'ip-dhcp-host', '--xml', hostXml, ...(opts.live ? ['--live'] : []), '--config');
+}

@@ -11,7 +11,9 @@ import { rdpFileText } from '../console/rdp-file.js';
 import { VmdeskError, isVmdeskError } from '../errors.js';
 import { Forwarder } from '../forward/forwarder.js';
 import type { VmTarget } from '../forward/types.js';
-import { readDomain, readInventory, resolveVmTarget } from '../libvirt/remote.js';
+import { pinnedIps } from '../libvirt/dhcp-hosts.js';
+import { changeListen, type ListenChange } from '../libvirt/edits.js';
+import { readDomain, readInventory, resolveVmTarget, type RemoteExec } from '../libvirt/remote.js';
 import { guestAddress } from '../libvirt/vm-target.js';
 import { SshChain, type ChainOptions, type HopState } from '../ssh/chain.js';
 import type { HopSpec } from '../ssh/types.js';
@@ -177,8 +179,8 @@ export class HostSessions extends EventEmitter<HostSessionsEvents> {
     return false;
   }
 
-  private execOf(chain: SshChain) {
-    return (command: string) => chain.exec(command);
+  private execOf(chain: SshChain): RemoteExec {
+    return (command, opts) => chain.exec(command, opts);
   }
 
   /** Every VM of the host (one inventory round trip). */
@@ -186,7 +188,8 @@ export class HostSessions extends EventEmitter<HostSessionsEvents> {
     const s = this.session(name);
     const chain = await this.chainOf(name);
     const inv = await readInventory(this.execOf(chain), s.host.uri);
-    return inv.domains.filter((d) => d.name !== undefined).map((d) => vmView(d, name));
+    const pinned = new Map(inv.networks.flatMap((n) => [...pinnedIps(n)]));
+    return inv.domains.filter((d) => d.name !== undefined).map((d) => vmView(d, name, pinned));
   }
 
   /** One VM, read live. */
@@ -194,6 +197,14 @@ export class HostSessions extends EventEmitter<HostSessionsEvents> {
     const s = this.session(name);
     const chain = await this.chainOf(name);
     return vmView(await readDomain(this.execOf(chain), s.host.uri, vm, { addresses: true }), name);
+  }
+
+  /** Make the VM's consoles listen on loopback only (dashboard's "Move to loopback"); see changeListen. */
+  async moveToLoopback(name: string, vm: string, opts: { restart: boolean }): Promise<Omit<ListenChange, 'backupXml'>> {
+    const s = this.session(name);
+    const chain = await this.chainOf(name);
+    const { backupXml: _secret, ...change } = await changeListen(this.execOf(chain), s.host.uri, vm, '127.0.0.1', { restart: opts.restart, force: false });
+    return change;
   }
 
   /** A channel to the VM's VNC console, looked up on the hypervisor now (autoport consoles move on restart). */

@@ -69,7 +69,7 @@ function statusOf(code: string): number {
   if (code === 'UI_NOT_FOUND' || code === 'VM_NOT_FOUND' || code === 'USAGE') return 404;
   if (code === 'UI_BAD_REQUEST') return 400;
   if (code === 'UI_METHOD') return 405;
-  if (code === 'VM_NOT_RUNNING' || code === 'VNC_NOT_CONFIGURED' || code === 'VM_NO_IP' || code === 'VM_AMBIGUOUS') return 409;
+  if (['VM_NOT_RUNNING', 'VNC_NOT_CONFIGURED', 'VM_NO_IP', 'VM_AMBIGUOUS', 'GRAPHICS_EDIT_UNSUPPORTED', 'VM_SHUTDOWN_TIMEOUT'].includes(code)) return 409;
   if (code.startsWith('SSH_') || code.startsWith('LIBVIRT_') || code === 'VIRSH_MISSING' || code === 'VNC_SOCKET_DENIED') return 502;
   return 500;
 }
@@ -208,6 +208,13 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
           expect('POST');
           await readJson(req);
           return sendJson(res, 200, await sessions.startRdp(host, vm));
+        }
+        if (parts.length === 6 && parts[5] === 'vnc-listen') {
+          expect('POST');
+          const body = (await readJson(req)) as { address?: unknown; restart?: unknown };
+          // The dashboard only ever moves consoles back to loopback; exposing one takes the CLI and --yes.
+          if (body.address !== undefined && body.address !== '127.0.0.1') throw new HttpError({ code: 'UI_BAD_REQUEST', message: 'the dashboard only moves consoles to 127.0.0.1' });
+          return sendJson(res, 200, await sessions.moveToLoopback(host, vm, { restart: body.restart === true }));
         }
         if (parts.length === 6 && parts[5] === 'rdp-file') {
           expect('GET');

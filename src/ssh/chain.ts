@@ -240,7 +240,7 @@ export class SshChain extends EventEmitter {
   }
 
   /** Run a command on the destination (already quoted for the remote shell). */
-  async exec(command: string): Promise<ExecResult> {
+  async exec(command: string, opts: { stdin?: string | Buffer } = {}): Promise<ExecResult> {
     const client = await this.lastClient();
     const dest = this.hops[this.hops.length - 1]!.label;
     return new Promise<ExecResult>((resolve, reject) => {
@@ -270,6 +270,8 @@ export class SshChain extends EventEmitter {
           signal = s ?? undefined;
         });
         stream.on('close', () => resolve({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(errOut) }));
+        // Secrets (a domain XML with its VNC password) go on stdin, never on a command line the host's `ps` shows.
+        if (opts.stdin !== undefined) stream.end(opts.stdin);
       });
     });
   }

@@ -11,6 +11,7 @@ import { isExposed } from '../../libvirt/domain-xml.js';
 import type { InventoryDomain } from '../../libvirt/inventory.js';
 import { checkSocketAccess, readDomain, readInventory, startDomain } from '../../libvirt/remote.js';
 import { consoleAddress, shellWord } from '../../console/vm-view.js';
+import { pinnedIps } from '../../libvirt/dhcp-hosts.js';
 import { quoteArg } from '../../libvirt/shell-quote.js';
 import { guestAddress, vncDisplay, vncTarget } from '../../libvirt/vm-target.js';
 import { formatTable } from '../output.js';
@@ -85,6 +86,7 @@ export async function lsCommand(hosts: string[], opts: VmCommandOptions): Promis
   const rows: string[][] = [];
   for (const r of results) {
     if (r.error) continue;
+    const pinned = new Map(r.inventory!.networks.flatMap((n) => [...pinnedIps(n)]));
     for (const d of r.inventory!.domains) {
       const a = d.addresses[0];
       const ref = shellWord(`${r.name}/${d.name ?? d.uuid}`);
@@ -95,7 +97,7 @@ export async function lsCommand(hosts: string[], opts: VmCommandOptions): Promis
         consoleText(d),
         passwordText(d),
         d.interfaces.map((i) => i.mac).join(',') || '-',
-        a ? `${a.ip} (${a.source === 'neigh' ? 'arp' : a.source})` : '-',
+        a ? `${a.ip} (${a.source === 'neigh' ? 'arp' : a.source}${pinned.get(a.mac.toLowerCase()) === a.ip ? ', pinned' : ''})` : '-',
         d.state === 'running' ? `vmdesk vnc ${ref}` : `vmdesk vnc --start ${ref}`,
       ]);
     }

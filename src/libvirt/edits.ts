@@ -1,0 +1,216 @@
+/**
+ * Changes to a hypervisor's libvirt definitions, made only through libvirt
+ * (`virsh define`, `virsh net-update`), never by editing /etc/libvirt:
+ * a console's listen address (`vnc-listen`, `audit --fix`) and DHCP host
+ * reservations (`pin-ip`). Each change saves what it replaces first, is one
+ * atomic libvirt call, and is read back afterwards. Secrets (the domain XML
+ * carries the VNC password) travel on stdin, never on a command line.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { VmdeskError } from '../errors.js';
+import { parseDomstate } from './domain-list.js';
+import { parseDomainXml } from './domain-xml.js';
+import { planReservation, removalXml } from './dhcp-hosts.js';
+import { parseNetworkXml } from './network-xml.js';
+import { readDomain, run, type RemoteExec } from './remote.js';
+import { commandLine, quoteArg } from './shell-quote.js';
+import { setGraphicsListen } from './graphics-edit.js';
+import { defineArgv, destroyArgv, domstateArgv, dumpxmlArgv, netDumpxmlArgv, netInfoArgv, netUpdateDhcpHostArgv, shutdownArgv, startArgv } from './virsh-argv.js';
+import { virshError } from './virsh-errors.js';
+
+export interface ListenChangeOptions {
+  /** Restart a running VM so the new address takes effect (clean shutdown, bounded wait, start). */
+  restart: boolean;
+  /** Destroy the VM when the clean shutdown does not finish in time. */
+  force: boolean;
+  shutdownTimeoutMs?: number;
+  /** Asked when the shutdown timed out and `force` is off; false or absent: fail with VM_SHUTDOWN_TIMEOUT. */
+  confirmDestroy?: () => Promise<boolean>;
+  progress?: (line: string) => void;
+}
+
+export interface ListenChange {
+  vm: string;
+  uuid: string;
+  address: string;
+  /** The listen addresses of the definition before the change. */
+  before: string[];
+  isChanged: boolean;
+  /** Where the previous definition was saved on the host (only when something changed). */
+  backupPath?: string;
+  /** The previous definition's text, for a local copy (--backup-dir). */
+  backupXml?: string;
+  isRunning: boolean;
+  isRestarted: boolean;
+}
+
+const DEFAULT_SHUTDOWN_TIMEOUT_MS = 60_000;
+
+function stamp(d = new Date()): string {
+  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+}
+
+/** Writes `text` (from stdin) to a new 0600 file under ~/.local/state/vmdesk/backups on the host; returns its path. */
+async function saveBackup(exec: RemoteExec, uuid: string, text: string, vm: string): Promise<string> {
+  const name = `${uuid.replace(/[^0-9a-f-]/gi, '')}-${stamp()}.xml`;
+  const script = `umask 077 && d="\${HOME:-/tmp}/.local/state/vmdesk/backups" && mkdir -p "$d" && f="$d"/${quoteArg(name)} && cat > "$f" && printf '%s\\n' "$f"`;
+  const r = await exec(`sh -c ${quoteArg(script)}`, { stdin: text });
+  const path = r.stdout.toString('utf8').trim();
+  if (r.code !== 0 || !path) {
+    throw new VmdeskError('LIBVIRT_COMMAND_FAILED', `could not save a backup of ${vm}'s definition on the host: ${r.stderr.toString('utf8').trim() || `exit ${r.code}`}`, {
+      context: { vm },
+      hint: 'nothing was changed; check that the SSH user has a writable home directory',
+    });
+  }
+  return path;
+}
+
+/** `virsh define` from stdin through a private temporary file, removed whatever happens. */
+async function define(exec: RemoteExec, uri: string, xml: string, vm: string, backupPath: string): Promise<void> {
+  const argv = defineArgv(uri, '"$f"');
+  // "$f" must stay a shell expansion: quote every word but the file name.
+  const line = argv.map((a) => (a === '"$f"' ? a : quoteArg(a))).join(' ');
+  const script = `umask 077 && f=$(mktemp) || exit 70; cat > "$f"; ${line}; rc=$?; rm -f "$f"; exit $rc`;
+  const r = await exec(`sh -c ${quoteArg(script)}`, { stdin: xml });
+  if (r.code !== 0) {
+    const err = virshError('define', { exitCode: r.code, stderr: r.stderr.toString('utf8') }, { vm });
+    throw new VmdeskError(err.code, `${err.message} (nothing was changed)`, { cause: err, context: { vm, backup: backupPath }, hint: err.hint ?? `the definition is as before; its copy is ${backupPath}` });
+  }
+}
+
+async function stateOf(exec: RemoteExec, uri: string, vm: string): Promise<string> {
+  return parseDomstate(await run(exec, domstateArgv(uri, vm), 'domstate', { vm })).state;
+}
+
+/** Clean shutdown, bounded wait, then destroy only with consent; then start. */
+async function restartDomain(exec: RemoteExec, uri: string, vm: string, opts: ListenChangeOptions): Promise<void> {
+  const progress = opts.progress ?? (() => {});
+  const timeoutMs = opts.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
+  progress(`shutting ${vm} down (waiting up to ${Math.round(timeoutMs / 1000)} s)`);
+  await run(exec, shutdownArgv(uri, vm), 'shutdown', { vm });
+  const deadline = Date.now() + timeoutMs;
+  let state = await stateOf(exec, uri, vm);
+  while (state !== 'shut off' && Date.now() < deadline) {
+    await sleep(1000);
+    state = await stateOf(exec, uri, vm);
+  }
+  if (state !== 'shut off') {
+    const mayDestroy = opts.force || (opts.confirmDestroy ? await opts.confirmDestroy() : false);
+    if (!mayDestroy) {
+      throw new VmdeskError('VM_SHUTDOWN_TIMEOUT', `${vm} did not shut down within ${Math.round(timeoutMs / 1000)} s (it is ${state}); its new definition applies at its next start`, {
+        context: { vm },
+        hint: 'add --force to power it off (like pulling the plug), or shut the guest down from inside and run `vmdesk vnc --start` later',
+      });
+    }
+    progress(`powering ${vm} off (virsh destroy)`);
+    await run(exec, destroyArgv(uri, vm), 'destroy', { vm });
+  }
+  progress(`starting ${vm}`);
+  await run(exec, startArgv(uri, vm), 'start', { vm });
+}
+
+function listensOf(xml: string): string[] {
+  const info = parseDomainXml(xml);
+  return info.graphics.flatMap((g) => g.listens.map((l) => l.address ?? l.socket ?? l.network ?? l.type));
+}
+
+/**
+ * Point every VNC/SPICE console of `vm` at `address`: save the inactive
+ * definition (with its secrets) on the host, edit only its <graphics>,
+ * `virsh define` it, read it back. A running VM keeps listening where it
+ * did until it restarts (`restart`).
+ */
+export async function changeListen(exec: RemoteExec, uri: string, vm: string, address: string, opts: ListenChangeOptions): Promise<ListenChange> {
+  const ctx = { vm };
+  const xml = await run(exec, dumpxmlArgv(uri, vm, { inactive: true, securityInfo: true }), 'dumpxml', ctx);
+  const info = parseDomainXml(xml);
+  const edit = setGraphicsListen(xml, address);
+  const live = await readDomain(exec, uri, vm, { addresses: false });
+  const isRunning = live.state === 'running' || live.state === 'paused';
+  const liveListens = live.graphics.filter((g) => g.type === 'vnc' || g.type === 'spice').flatMap((g) => g.listens.map((l) => l.address ?? ''));
+  const result: ListenChange = { vm: info.name, uuid: info.uuid, address, before: edit.before, isChanged: edit.isChanged, isRunning, isRestarted: false };
+  if (edit.isChanged) {
+    result.backupPath = await saveBackup(exec, info.uuid, xml, vm);
+    result.backupXml = xml;
+    await define(exec, uri, edit.xml, vm, result.backupPath);
+    const after = listensOf(await run(exec, dumpxmlArgv(uri, vm, { inactive: true }), 'dumpxml', ctx));
+    if (!after.every((a) => a === address)) {
+      throw new VmdeskError('LIBVIRT_COMMAND_FAILED', `libvirt accepted the new definition of ${vm} but it listens on ${after.join(', ')}`, {
+        context: { vm, backup: result.backupPath },
+        hint: `the previous definition is saved in ${result.backupPath} on the host (virsh define it to go back)`,
+      });
+    }
+  }
+  const isLiveStale = isRunning && liveListens.some((a) => a !== address);
+  if (opts.restart && isLiveStale) {
+    await restartDomain(exec, uri, vm, opts);
+    result.isRestarted = true;
+  }
+  return result;
+}
+
+export interface PinOptions {
+  ip?: string;
+  network?: string;
+  remove: boolean;
+}
+
+export interface PinResult {
+  vm: string;
+  network: string;
+  mac: string;
+  ip?: string;
+  action: 'add' | 'modify' | 'delete' | 'none';
+  /** Whether the running network was changed too (else only its definition; it applies when the network restarts). */
+  isLive: boolean;
+}
+
+async function isNetworkActive(exec: RemoteExec, uri: string, network: string): Promise<boolean> {
+  const text = await run(exec, netInfoArgv(uri, network), 'net-info', { network });
+  return /^Active:\s+yes\s*$/m.test(text);
+}
+
+/** Add (or with `remove`, delete) the DHCP host reservation of the VM's NIC on a libvirt network. */
+export async function pinIp(exec: RemoteExec, uri: string, vm: string, host: string, opts: PinOptions): Promise<PinResult> {
+  const d = await readDomain(exec, uri, vm, { addresses: true });
+  const name = d.name ?? vm;
+  const nics = d.interfaces.filter((i) => i.type === 'network' && i.source && (!opts.network || i.source === opts.network));
+  const nic = nics[0];
+  if (!nic?.source) {
+    throw new VmdeskError('VM_NO_NETWORK', `${name} on ${host} has no NIC on ${opts.network ? `the libvirt network ${opts.network}` : 'a libvirt network'}`, {
+      context: { vm: name, host },
+      hint: 'DHCP reservations live in a libvirt network (like `default`); a bridged NIC gets its address from the LAN\'s DHCP server',
+    });
+  }
+  if (nics.length > 1 && !opts.network) {
+    throw new VmdeskError('USAGE', `${name} has NICs on ${nics.map((n) => n.source).join(' and ')}: say which with --network`, { context: { vm: name, host } });
+  }
+  const network = nic.source;
+  const net = parseNetworkXml(await run(exec, netDumpxmlArgv(uri, network), 'net-dumpxml', { network }));
+  const live = await isNetworkActive(exec, uri, network);
+  const update = async (command: 'add' | 'modify' | 'delete', hostXml: string) => {
+    await run(exec, netUpdateDhcpHostArgv(uri, network, command, hostXml, { live }), 'net-update', { network, vm: name });
+  };
+  if (opts.remove) {
+    const xml = removalXml(net, nic.mac);
+    if (!xml) return { vm: name, network, mac: nic.mac, action: 'none', isLive: live };
+    await update('delete', xml);
+    return { vm: name, network, mac: nic.mac, action: 'delete', isLive: live };
+  }
+  const ip = opts.ip ?? d.addresses.find((a) => a.mac === nic.mac && /^\d+\.\d+\.\d+\.\d+$/.test(a.ip))?.ip;
+  if (!ip) {
+    throw new VmdeskError('VM_NO_IP', `${name} has no IPv4 address on ${network} to pin (MAC ${nic.mac})`, {
+      context: { vm: name, host },
+      hint: `name the address: vmdesk pin-ip ${host}/${name} 192.168.122.N`,
+    });
+  }
+  const plan = planReservation(net, nic.mac, ip, name);
+  if (plan.action !== 'none') await update(plan.action, plan.hostXml);
+  return { vm: name, network, mac: nic.mac, ip, action: plan.action, isLive: live };
+}
+
+/** The host's qemu.conf, or undefined when the SSH user may not read it. */
+export async function readQemuConf(exec: RemoteExec): Promise<string | undefined> {
+  const r = await exec(commandLine(['cat', '/etc/libvirt/qemu.conf']));
+  return r.code === 0 ? r.stdout.toString('utf8') : undefined;
+}
