@@ -11,11 +11,12 @@ import { VmdeskError } from '../errors.js';
 import { parseDomstate } from './domain-list.js';
 import { parseDomainXml } from './domain-xml.js';
 import { planReservation, removalXml } from './dhcp-hosts.js';
+import { parseDhcpLeases } from './leases.js';
 import { parseNetworkXml } from './network-xml.js';
 import { readDomain, run, type RemoteExec } from './remote.js';
 import { commandLine, quoteArg } from './shell-quote.js';
 import { setGraphicsListen } from './graphics-edit.js';
-import { defineArgv, destroyArgv, domstateArgv, dumpxmlArgv, netDumpxmlArgv, netInfoArgv, netUpdateDhcpHostArgv, shutdownArgv, startArgv } from './virsh-argv.js';
+import { defineArgv, destroyArgv, domstateArgv, dumpxmlArgv, netDhcpLeasesArgv, netDumpxmlArgv, netInfoArgv, netUpdateDhcpHostArgv, shutdownArgv, startArgv } from './virsh-argv.js';
 import { virshError } from './virsh-errors.js';
 
 export interface ListenChangeOptions {
@@ -186,8 +187,13 @@ export async function pinIp(exec: RemoteExec, uri: string, vm: string, host: str
     throw new VmdeskError('USAGE', `${name} has NICs on ${nics.map((n) => n.source).join(' and ')}: say which with --network`, { context: { vm: name, host } });
   }
   const network = nic.source;
-  const net = parseNetworkXml(await run(exec, netDumpxmlArgv(uri, network), 'net-dumpxml', { network }));
-  const live = await isNetworkActive(exec, uri, network);
+  const [netXml, live, leases] = await Promise.all([
+    run(exec, netDumpxmlArgv(uri, network), 'net-dumpxml', { network }),
+    isNetworkActive(exec, uri, network),
+    // Current leases: an address leased to another guest right now is refused like a reserved one.
+    run(exec, netDhcpLeasesArgv(uri, network), 'net-dhcp-leases', { network }).then(parseDhcpLeases, () => []),
+  ]);
+  const net = { ...parseNetworkXml(netXml), leases };
   const update = async (command: 'add' | 'modify' | 'delete', hostXml: string) => {
     await run(exec, netUpdateDhcpHostArgv(uri, network, command, hostXml, { live }), 'net-update', { network, vm: name });
   };
