@@ -29,6 +29,9 @@ interface Pending {
 }
 
 /** A connection to the agent. */
+/** How long a freshly spawned agent may take to answer on its socket. */
+const AGENT_START_TIMEOUT_MS = 30_000;
+
 export class AgentClient {
   private seq = 0;
   private readonly pending = new Map<number, Pending>();
@@ -62,18 +65,26 @@ export class AgentClient {
     if (!opts.start || !opts.agentCommand) return undefined;
     const [cmd, ...args] = opts.agentCommand;
     const logFd = openSync(agentLogPath(dir), 'a', 0o600);
+    let exited: number | null | undefined;
     try {
       const child = spawn(cmd!, args, { detached: true, stdio: ['ignore', logFd, logFd], env: { ...env, VMDESK_RUNTIME_DIR: dir } });
+      child.once('exit', (code) => (exited = code));
       child.unref();
     } finally {
       closeSync(logFd);
     }
-    for (let i = 0; i < 100; i++) {
+    // Usually up in a few hundred ms; a loaded machine (or tsx compiling on first use) can take many seconds.
+    // An agent that died is reported at once instead of after the whole wait.
+    const deadline = Date.now() + AGENT_START_TIMEOUT_MS;
+    while (Date.now() < deadline && exited === undefined) {
       client = await AgentClient.tryConnect(path);
       if (client) return client;
       await sleep(50);
     }
-    throw new VmdeskError('AGENT_UNAVAILABLE', `the vmdesk agent did not start (no answer on ${path})`, { hint: `see ${agentLogPath(dir)}` });
+    // Ours may have exited because another client's agent won the race for the socket.
+    client = await AgentClient.tryConnect(path);
+    if (client) return client;
+    throw new VmdeskError('AGENT_UNAVAILABLE', `the vmdesk agent did not start (${exited !== undefined ? `it exited with status ${exited}` : `no answer on ${path} in ${AGENT_START_TIMEOUT_MS / 1000} s`})`, { hint: `see ${agentLogPath(dir)}` });
   }
 
   private static tryConnect(path: string): Promise<AgentClient | undefined> {
