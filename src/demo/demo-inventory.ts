@@ -36,6 +36,15 @@ export interface DemoDomain {
   vncPassword?: string;
   /** The demo console's desktop colour (CSS hex). */
   background: string;
+  /** The guest ignores ACPI power-button requests: `virsh shutdown` never completes (only `destroy` stops it). */
+  ignoresShutdown?: boolean;
+}
+
+/** A DHCP host reservation (`<host>` of `<dhcp>`); libvirt needs a MAC or a name besides the address. */
+export interface DemoReservation {
+  mac?: string;
+  name?: string;
+  ip: string;
 }
 
 export interface DemoNetwork {
@@ -49,13 +58,28 @@ export interface DemoNetwork {
   prefix: number;
   dhcpStart: string;
   dhcpEnd: string;
-  /** DHCP reservations (`<host>` elements of `<dhcp>`). */
-  reservations: { mac: string; name: string; ip: string }[];
+  /** DHCP reservations (`<host>` elements of `<dhcp>`), in document order. */
+  reservations: DemoReservation[];
+}
+
+/** A QEMU process on the demo host as its process list shows it (/proc/PID: real uid, user, cmdline). */
+export interface DemoQemuProcess {
+  pid: number;
+  uid: number;
+  user: string;
+  argv: string[];
 }
 
 export interface DemoInventory {
   domains: DemoDomain[];
   networks: DemoNetwork[];
+  /**
+   * QEMU processes started by hand, not by libvirt: no `virsh` command shows
+   * them, only the process list (`vmdesk audit`). Nothing listens behind them.
+   */
+  handStartedQemus: DemoQemuProcess[];
+  /** The text of /etc/libvirt/qemu.conf. */
+  qemuConf: string;
 }
 
 /** The demo hypervisor's name as vmdesk shows it. */
@@ -150,7 +174,69 @@ const DEMO_NETWORKS: readonly DemoNetwork[] = [
   },
 ];
 
+const DEMO_HAND_STARTED_QEMUS: readonly DemoQemuProcess[] = [
+  {
+    // Someone's scratch VM, started from a shell with the seed's habit of `-vnc 0.0.0.0:N`: libvirt knows nothing of it.
+    pid: 1873,
+    uid: 1000,
+    user: 'demo',
+    argv: ['qemu-system-x86_64', '-name', 'scratch', '-enable-kvm', '-m', '2048', '-smp', '2', '-drive', 'file=/home/demo/scratch.qcow2,if=virtio', '-nic', 'user,model=virtio-net-pci', '-vnc', '0.0.0.0:7', '-daemonize'],
+  },
+];
+
+/**
+ * A short /etc/libvirt/qemu.conf in the upstream file's words
+ * (fixtures/libvirt/qemu.conf-upstream-default-excerpt): VNC on loopback, no TLS, no default password.
+ */
+const DEMO_QEMU_CONF = `# Master configuration file for the QEMU driver.
+# All settings described here are optional - if omitted, sensible
+# defaults are used.
+#
+# (vmdesk demo: a made-up host's file, shortened.)
+
+# VNC is configured to listen on 127.0.0.1 by default.
+# To make it listen on all public interfaces, uncomment
+# this next option.
+#
+# NB, strong recommendation to enable TLS + x509 certificate
+# verification when allowing public access
+#
+vnc_listen = "127.0.0.1"
+
+
+# Enable use of TLS encryption on the VNC server. This requires
+# a VNC client which supports the VeNCrypt protocol extension.
+# Examples include vinagre, virt-viewer, virt-manager and vencrypt
+# itself. UltraVNC, RealVNC, TightVNC do not support this
+#
+# It is necessary to setup CA and issue a server certificate
+# before enabling this.
+#
+#vnc_tls = 1
+
+
+# The default VNC password. Only 8 bytes are significant for
+# VNC passwords. This parameter is only used if the per-domain
+# XML config does not already provide a password. To allow
+# access without passwords, leave this commented out. An empty
+# string will still enable passwords, but be rejected by QEMU,
+# effectively preventing any use of VNC. Obviously change this
+# example here before you set this.
+#
+#vnc_password = "XYZ12345"
+
+
+# SPICE is configured to listen on 127.0.0.1 by default.
+# To make it listen on all public interfaces, uncomment
+# this next option.
+#
+# NB, strong recommendation to enable TLS + x509 certificate
+# verification when allowing public access
+#
+#spice_listen = "0.0.0.0"
+`;
+
 /** A fresh copy of the demo inventory (the demo hypervisor changes its own copy when a VM starts). */
 export function demoInventory(): DemoInventory {
-  return structuredClone({ domains: [...DEMO_DOMAINS], networks: [...DEMO_NETWORKS] });
+  return structuredClone({ domains: [...DEMO_DOMAINS], networks: [...DEMO_NETWORKS], handStartedQemus: [...DEMO_HAND_STARTED_QEMUS], qemuConf: DEMO_QEMU_CONF });
 }

@@ -1,14 +1,25 @@
 /**
  * The demo hypervisor: an exec handler for DemoSshServer that answers the
- * commands vmdesk sends to a KVM host (the inventory script, virsh, `ip
- * neigh`, /proc/net/arp, `test`) from the demo inventory, in libvirt 9's real
- * output formats (see fixtures/libvirt), so vmdesk's real parsers read it
- * unchanged. A demo: nothing is ever run, no shell is involved, and command
- * lines are only split into words. Never used by a real code path.
+ * commands vmdesk sends to a KVM host (the inventory script, virsh, the
+ * process list, the edit scripts, `ip neigh`, `cat`, `test`) from the demo
+ * inventory, in libvirt 9's real output formats (see fixtures/libvirt), so
+ * vmdesk's real parsers read it unchanged. Like libvirt it keeps two
+ * definitions of a running domain: the live one it started with and the
+ * persistent one `virsh define` replaces, which applies at the next start.
+ * A demo: nothing is ever run, no shell is involved, command lines are only
+ * split into words and files live in memory. Never used by a real code path.
  */
-import { randomUUID } from 'node:crypto';
-import { demoInventory, type DemoDomain, type DemoInventory, type DemoNetwork } from './demo-inventory.js';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { QEMU_PROCESS_SCRIPT } from '../libvirt/qemu-processes.js';
+import { splitCommandLine } from './command-line.js';
+import { demoInventory, type DemoDomain, type DemoInventory, type DemoNetwork, type DemoQemuProcess } from './demo-inventory.js';
+import { updateDhcpHosts, type DhcpHostCommand } from './dhcp-host-update.js';
+import { readDomainDefinition } from './domain-define.js';
+import { BACKUP_DIR, recognizeHostScript } from './host-scripts.js';
+import { libvirtQemuProcess, renderQemuProcessList } from './qemu-process-list.js';
 import type { ExecHandler, ForwardEndpoint } from './ssh-server.js';
+
+export { splitCommandLine } from './command-line.js';
 
 /** What a command printed and how it exited. */
 export interface CommandResult {
@@ -22,32 +33,59 @@ export interface DemoHypervisorOptions {
   /** The libvirt URI the demo answers to (default `qemu:///system`). */
   uri?: string;
   /**
-   * Serves the console of a domain that starts running and says where it
-   * listens. Left out (unit tests), domains run with no console behind them.
+   * Serves the console of a domain that starts running (given its live
+   * definition) and says where it listens; `stop` ends it when the domain
+   * stops. Left out (unit tests), domains run with no console behind them.
    */
-  startConsole?: (domain: DemoDomain) => Promise<ForwardEndpoint>;
+  startConsole?: (domain: DemoDomain) => Promise<DemoConsoleEndpoint>;
   /** The clock for lease expiry times. */
   now?: () => Date;
+  /** How long a guest takes to power off after `virsh shutdown` (default 1000 ms). */
+  shutdownDelayMs?: number;
+  /** The SSH user's home directory, where vmdesk's backups go (default /home/demo). */
+  home?: string;
   log?: (line: string) => void;
 }
 
-/** A domain as the demo hypervisor runs it: the definition plus what libvirt assigns at start. */
+/** Where a running domain's console is served, and how to stop serving it. */
+export interface DemoConsoleEndpoint extends ForwardEndpoint {
+  stop?: () => Promise<void>;
+}
+
+/** A domain as the demo hypervisor runs it: its definitions plus what libvirt assigns at start. */
 interface LiveDomain {
+  /** The persistent definition (`dumpxml --inactive`), which the next start uses. */
   def: DemoDomain;
+  /** The definition it runs with, from its start until it stops (`dumpxml` while running). */
+  live?: DemoDomain;
   state: 'running' | 'shut off';
   reason: string;
   id?: number;
   /** The TCP port of a running TCP console. */
   port?: number;
-  /** The vnetN tap device, the pty and the network port id of a running domain. */
+  /** The vnetN tap device, the pty, the network port id and the QEMU pid of a running domain. */
   vnet?: number;
   pty?: number;
   portId?: string;
-  console?: ForwardEndpoint;
+  pid?: number;
+  console?: DemoConsoleEndpoint;
+  /** The guest's pending power-off after `virsh shutdown`. */
+  shutdownTimer?: NodeJS.Timeout;
+}
+
+/** A network's persistent definition and the running one (demo networks are always active). */
+interface LiveNetwork {
+  def: DemoNetwork;
+  live: DemoNetwork;
 }
 
 const DEFAULT_URI = 'qemu:///system';
+const DEFAULT_HOME = '/home/demo';
+const DEFAULT_SHUTDOWN_DELAY_MS = 1000;
 const VNC_PORT_MIN = 5900;
+const QEMU_CONF_PATH = '/etc/libvirt/qemu.conf';
+/** Where the first QEMU the demo starts gets its pid; each later one a bit further on. */
+const FIRST_QEMU_PID = 2214;
 /** `virsh version` of Debian 12, as captured in fixtures/libvirt/version.txt. */
 const VERSION_TEXT = 'Compiled against library: libvirt 9.0.0\nUsing library: libvirt 9.0.0\nUsing API: QEMU 9.0.0\nRunning hypervisor: QEMU 7.2.22\n\n';
 /** Debian's libvirt-qemu user and kvm group, as the DAC seclabel of a running domain shows them. */
@@ -58,69 +96,6 @@ const REDACTED = '(redacted)';
 
 const ok = (stdout: string): CommandResult => ({ code: 0, stdout, stderr: '' });
 const fail = (stderr: string, code = 1): CommandResult => ({ code, stdout: '', stderr });
-
-// ---- Command lines -------------------------------------------------------
-
-/**
- * Splits a command line into simple commands joined by `&&`, each a list of
- * words, following POSIX.1-2017 XCU 2.2 for what vmdesk sends (quoteArg's
- * single quotes and `'\''`, double quotes, backslashes). Anything else a shell
- * would interpret (`;`, `|`, `$`, backquotes, redirections, globs, comments)
- * gives undefined: the demo never guesses what such a line means.
- */
-export function splitCommandLine(line: string): string[][] | undefined {
-  const commands: string[][] = [[]];
-  let word = '';
-  let inWord = false;
-  const endWord = () => {
-    if (inWord) commands[commands.length - 1]!.push(word);
-    word = '';
-    inWord = false;
-  };
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i]!;
-    if (c === ' ' || c === '\t') {
-      endWord();
-    } else if (c === "'") {
-      const close = line.indexOf("'", i + 1);
-      if (close < 0) return undefined;
-      word += line.slice(i + 1, close);
-      inWord = true;
-      i = close;
-    } else if (c === '"') {
-      inWord = true;
-      for (i++; ; i++) {
-        const d = line[i];
-        if (d === undefined || d === '$' || d === '`') return undefined;
-        if (d === '"') break;
-        if (d === '\\' && i + 1 < line.length && '$`"\\\n'.includes(line[i + 1]!)) {
-          if (line[i + 1] !== '\n') word += line[i + 1];
-          i++;
-        } else {
-          word += d;
-        }
-      }
-    } else if (c === '\\') {
-      if (i + 1 >= line.length) return undefined;
-      if (line[i + 1] !== '\n') {
-        word += line[i + 1];
-        inWord = true;
-      }
-      i++;
-    } else if (c === '&' && line[i + 1] === '&' && !inWord) {
-      if (commands[commands.length - 1]!.length === 0) return undefined;
-      commands.push([]);
-      i++;
-    } else if (/[|;&<>()$`\n*?[]/.test(c) || ((c === '#' || c === '~') && !inWord)) {
-      return undefined;
-    } else {
-      word += c;
-      inWord = true;
-    }
-  }
-  endWord();
-  return commands.every((cmd) => cmd.length > 0) ? commands : undefined;
-}
 
 // ---- XML in libvirt's style ------------------------------------------------
 
@@ -159,10 +134,10 @@ function pci(bus: number, slot: number, fn = 0, multifunction?: 'on'): XmlElemen
   return el('address', { type: 'pci', domain: '0x0000', bus: hex(bus), slot: hex(slot), function: `0x${fn}`, multifunction });
 }
 
-/** A domain's XML as `virsh dumpxml` prints it: live (with id, aliases, ports) or the inactive definition. */
+/** A domain's XML as `virsh dumpxml` prints it: live (with id, aliases, ports) or the persistent (inactive) definition. */
 function domainXml(d: LiveDomain, opts: { inactive: boolean; securityInfo: boolean }): string {
   const live = d.state === 'running' && !opts.inactive;
-  const def = d.def;
+  const def = live ? (d.live ?? d.def) : d.def;
   const win = def.os === 'windows';
   const alias = (name: string) => live && el('alias', { name });
   const rootPort = (index: number, port: number, slot: number, fn: number) =>
@@ -189,7 +164,7 @@ function domainXml(d: LiveDomain, opts: { inactive: boolean; securityInfo: boole
     { type: 'kvm', id: live ? d.id : undefined },
     el('name', {}, def.name),
     el('uuid', {}, def.uuid),
-    el('description', {}, def.description),
+    def.description !== '' && el('description', {}, def.description),
     el('memory', { unit: 'KiB' }, String(def.memoryMiB * 1024)),
     el('currentMemory', { unit: 'KiB' }, String(def.memoryMiB * 1024)),
     el('vcpu', { placement: 'static' }, String(def.vcpus)),
@@ -314,10 +289,24 @@ const COMMANDS: Record<string, CommandSpec> = {
   domdisplay: { flags: ['include-password'], values: ['domain', 'type'], positional: ['domain'], required: ['domain'] },
   domifaddr: { flags: ['full'], values: ['domain', 'interface', 'source'], positional: ['domain', 'interface'], required: ['domain'] },
   start: { flags: ['console', 'paused', 'autodestroy', 'bypass-cache', 'force-boot', 'reset-nvram'], values: ['domain'], positional: ['domain'], required: ['domain'] },
+  shutdown: { flags: [], values: ['domain', 'mode'], positional: ['domain'], required: ['domain'] },
+  destroy: { flags: ['graceful', 'remove-logs'], values: ['domain'], positional: ['domain'], required: ['domain'] },
+  define: { flags: ['validate'], values: ['file'], positional: ['file'], required: ['file'] },
   'net-list': { flags: ['all', 'inactive', 'uuid', 'name', 'table', 'persistent', 'transient', 'autostart', 'no-autostart'], values: [], positional: [], required: [] },
   'net-dumpxml': { flags: ['inactive'], values: ['network'], positional: ['network'], required: ['network'] },
   'net-dhcp-leases': { flags: [], values: ['network', 'mac'], positional: ['network', 'mac'], required: ['network'] },
+  'net-info': { flags: [], values: ['network'], positional: ['network'], required: ['network'] },
+  'net-update': {
+    flags: ['config', 'live', 'current'],
+    values: ['network', 'command', 'section', 'xml', 'parent-index'],
+    positional: ['network', 'command', 'section', 'xml'],
+    required: ['network', 'command', 'section', 'xml'],
+  },
 };
+
+/** virsh net-update's section names (virNetworkSection); the demo models ip-dhcp-host. */
+const NET_UPDATE_SECTIONS = ['bridge', 'domain', 'ip', 'ip-dhcp-host', 'ip-dhcp-range', 'forward', 'forward-interface', 'forward-pf', 'portgroup', 'dns-host', 'dns-txt', 'dns-srv'];
+const NET_UPDATE_COMMANDS: Record<string, DhcpHostCommand> = { add: 'add-last', 'add-last': 'add-last', 'add-first': 'add-first', modify: 'modify', delete: 'delete' };
 
 type ParsedOptions = { flags: Set<string>; values: Map<string, string> };
 
@@ -354,22 +343,39 @@ function parseOptions(command: string, spec: CommandSpec, args: string[]): Parse
 
 // ---- The hypervisor ----------------------------------------------------------
 
+/** What a command reads as its standard input: the bytes, or a reader that waits for the client's EOF. */
+export type StdinSource = string | Buffer | (() => Promise<Buffer>);
+
+/** Ten random letters and digits, as `mktemp` names /tmp/tmp.XXXXXXXXXX. */
+function mktempName(): string {
+  const chars = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  return `/tmp/tmp.${[...randomBytes(10)].map((b) => chars[b % chars.length]).join('')}`;
+}
+
 /** A made-up KVM host answering vmdesk's commands; `exec` plugs it into a DemoSshServer. */
 export class DemoHypervisor {
   readonly uri: string;
   private readonly domains: LiveDomain[];
-  private readonly networks: DemoNetwork[];
+  private readonly networks: LiveNetwork[];
+  private readonly handStartedQemus: DemoQemuProcess[];
+  private readonly qemuConf: string;
   private readonly opts: DemoHypervisorOptions;
+  /** The host's files that vmdesk writes and reads back (backups, define's temporary file), by absolute path. */
+  private readonly files = new Map<string, string>();
   private nextId = 1;
   private nextVnet = 0;
   private nextPty = 1;
+  private nextPid = FIRST_QEMU_PID;
+  private isStopped = false;
 
   constructor(opts: DemoHypervisorOptions = {}) {
     this.opts = opts;
     this.uri = opts.uri ?? DEFAULT_URI;
     const inv = opts.inventory ?? demoInventory();
     this.domains = inv.domains.map((def) => ({ def, state: 'shut off', reason: 'unknown' }));
-    this.networks = inv.networks;
+    this.networks = inv.networks.map((n) => ({ def: n, live: structuredClone(n) }));
+    this.handStartedQemus = inv.handStartedQemus;
+    this.qemuConf = inv.qemuConf;
     // Autoport keeps clear of the fixed ports of the domains that boot with it.
     const initial = this.domains.filter((d) => d.def.isRunning);
     const fixed = new Set(initial.flatMap((d) => (d.def.vnc.kind === 'tcp' && d.def.vnc.port !== undefined ? [d.def.vnc.port] : [])));
@@ -378,7 +384,7 @@ export class DemoHypervisor {
 
   /** The handler for DemoSshServer's `exec` option. */
   readonly exec: ExecHandler = async (ctx) => {
-    const r = await this.run(ctx.command);
+    const r = await this.run(ctx.command, ctx.stdin);
     if (r.stdout) ctx.stdout(r.stdout);
     if (r.stderr) ctx.stderr(r.stderr);
     return r.code;
@@ -389,36 +395,48 @@ export class DemoHypervisor {
     await Promise.all(this.domains.filter((d) => d.state === 'running' && !d.console).map((d) => this.attachConsole(d)));
   }
 
+  /** Cancel pending guest power-offs; the consoles are the site's to stop. */
+  stop(): void {
+    this.isStopped = true;
+    for (const d of this.domains) {
+      clearTimeout(d.shutdownTimer);
+      delete d.shutdownTimer;
+    }
+  }
+
   /** Where a forwarded TCP connection to `host:port` on this host lands: a running VM's console, or nowhere. */
   routeTcp(host: string, port: number): ForwardEndpoint | undefined {
     const d = this.domains.find((x) => {
-      if (x.state !== 'running' || x.def.vnc.kind !== 'tcp' || x.port !== port) return false;
-      const listen = x.def.vnc.listen;
+      const vnc = x.live?.vnc;
+      if (x.state !== 'running' || vnc?.kind !== 'tcp' || x.port !== port) return false;
+      const listen = vnc.listen;
       if (listen === '0.0.0.0' || listen === '::') return isLoopbackAddress(host) || host === listen;
       return listen === host || (isLoopbackAddress(listen) && isLoopbackAddress(host));
     });
-    return d?.console;
+    return d?.console && { host: d.console.host, port: d.console.port };
   }
 
   /** Where a forwarded connection to the unix socket `path` lands: a running VM's console, or nowhere. */
   routeUnix(path: string): ForwardEndpoint | undefined {
-    return this.runningSocket(path)?.console;
+    const c = this.runningSocket(path)?.console;
+    return c && { host: c.host, port: c.port };
   }
 
   /** The running domain whose console socket is `path` (QEMU creates it at start and removes it at exit). */
   private runningSocket(path: string): LiveDomain | undefined {
-    return this.domains.find((x) => x.state === 'running' && x.def.vnc.kind === 'socket' && x.def.vnc.path === path);
+    return this.domains.find((x) => x.state === 'running' && x.live?.vnc.kind === 'socket' && x.live.vnc.path === path);
   }
 
-  /** Answers one exec request's command line. */
-  async run(command: string): Promise<CommandResult> {
+  /** Answers one exec request's command line; only a command that reads stdin waits for it. */
+  async run(command: string, stdin: StdinSource = ''): Promise<CommandResult> {
+    const readStdin = async (): Promise<string> => (typeof stdin === 'function' ? (await stdin()).toString('utf8') : stdin.toString());
     const commands = splitCommandLine(command.trim());
     if (!commands) return this.unavailable(command);
     let out = '';
     let err = '';
     let code = 0;
     for (const argv of commands) {
-      const r = await this.runArgv(argv, command);
+      const r = await this.runArgv(argv, command, readStdin);
       out += r.stdout;
       err += r.stderr;
       code = r.code;
@@ -432,27 +450,71 @@ export class DemoHypervisor {
     return fail(`demo hypervisor: ${JSON.stringify(shown)} is not available in the demo\n`, 127);
   }
 
-  private async runArgv(argv: string[], line: string): Promise<CommandResult> {
+  private async runArgv(argv: string[], line: string, readStdin: () => Promise<string>): Promise<CommandResult> {
     const [cmd, ...args] = argv;
     const is = (...words: string[]) => args.length === words.length && words.every((w, i) => args[i] === w);
     switch (cmd) {
       case 'virsh':
         return this.virsh(args);
       case 'sh':
-        if (args.length === 2 && args[0] === '-c' && args[1]!.startsWith(INVENTORY_MARK)) return ok(this.inventory(args[1]!));
+        if (args.length === 2 && args[0] === '-c') return this.script(args[1]!, line, readStdin);
         break;
       case 'ip':
         if (is('neigh') || is('neigh', 'show') || is('neighbour', 'show')) return ok(this.ipNeigh());
         break;
-      case 'cat':
-        if (is('/proc/net/arp')) return ok(this.procNetArp());
+      case 'cat': {
+        const r = args.length === 1 ? this.cat(args[0]!) : undefined;
+        if (r) return r;
         break;
+      }
       case 'test':
-        // The only files the demo knows are its consoles' sockets, which exist while their VM runs.
-        if (args.length === 2 && ['-e', '-S', '-r', '-w'].includes(args[0]!)) return { code: this.runningSocket(args[1]!) ? 0 : 1, stdout: '', stderr: '' };
+        // The files the demo knows: its consoles' sockets (while their VM runs) and the files vmdesk wrote.
+        if (args.length === 2 && ['-e', '-S', '-r', '-w'].includes(args[0]!)) {
+          const exists = this.runningSocket(args[1]!) !== undefined || (args[0] !== '-S' && this.files.has(args[1]!));
+          return { code: exists ? 0 : 1, stdout: '', stderr: '' };
+        }
         break;
     }
     return this.unavailable(line);
+  }
+
+  /** `sh -c SCRIPT` for the scripts vmdesk sends: the inventory, the process list, and the edit scripts. */
+  private async script(script: string, line: string, readStdin: () => Promise<string>): Promise<CommandResult> {
+    if (script.startsWith(INVENTORY_MARK)) return ok(this.inventory(script));
+    if (script === QEMU_PROCESS_SCRIPT) return ok(this.qemuProcessList());
+    const tempPath = mktempName();
+    const known = recognizeHostScript(script, tempPath);
+    if (known?.kind === 'backup') {
+      const path = `${this.opts.home ?? DEFAULT_HOME}/${BACKUP_DIR}/${known.name}`;
+      this.files.set(path, await readStdin());
+      return ok(`${path}\n`);
+    }
+    if (known?.kind === 'with-temp-file') {
+      this.files.set(tempPath, await readStdin());
+      try {
+        const [cmd, ...args] = known.argv;
+        // The wrapped command may be virsh only: anything else would be a guess at what the line means.
+        if (cmd !== 'virsh') return this.unavailable(line);
+        return await this.virsh(args);
+      } finally {
+        this.files.delete(tempPath);
+      }
+    }
+    return this.unavailable(line);
+  }
+
+  /**
+   * `cat FILE`: what vmdesk wrote, the host's qemu.conf, or the kernel's ARP
+   * table; a missing file where vmdesk writes is cat's error, any other path
+   * undefined (not modelled: a real host has files the demo cannot guess).
+   */
+  private cat(path: string): CommandResult | undefined {
+    if (path === '/proc/net/arp') return ok(this.procNetArp());
+    if (path === QEMU_CONF_PATH) return ok(this.qemuConf);
+    const text = this.files.get(path);
+    if (text !== undefined) return ok(text);
+    const backups = `${this.opts.home ?? DEFAULT_HOME}/${BACKUP_DIR}/`;
+    return path.startsWith(backups) || path.startsWith('/tmp/') ? fail(`cat: ${path}: No such file or directory\n`) : undefined;
   }
 
   // ---- virsh ----
@@ -494,10 +556,9 @@ export class DemoHypervisor {
       return this.domainCommand(command, d, o);
     }
     if (networkArg !== undefined) {
-      const n = this.networks.find((x) => x.name === networkArg || x.uuid === networkArg.toLowerCase());
+      const n = this.networks.find((x) => x.def.name === networkArg || x.def.uuid === networkArg.toLowerCase());
       if (!n) return fail(`error: failed to get network '${networkArg}'\nerror: Network not found: no network with matching name '${networkArg}'\n`);
-      if (command === 'net-dumpxml') return ok(networkXml(n, this.domains.filter((d) => d.state === 'running' && d.def.network === n.name).length));
-      return ok(this.leases(n, o.values.get('mac')?.toLowerCase()));
+      return this.networkCommand(command, n, o);
     }
     switch (command) {
       case 'version':
@@ -506,6 +567,8 @@ export class DemoHypervisor {
         return ok(this.list(o.flags));
       case 'net-list':
         return ok(this.netList(o.flags));
+      case 'define':
+        return this.define(o.values.get('file')!);
     }
     return fail(`error: unknown command: '${command}'\n`);
   }
@@ -521,6 +584,9 @@ export class DemoHypervisor {
 
   private async domainCommand(command: string, d: LiveDomain, o: ParsedOptions): Promise<CommandResult> {
     const running = d.state === 'running';
+    const cur = d.live ?? d.def;
+    const name = d.def.name;
+    const notRunning = (verb: string) => fail(`error: Failed to ${verb} domain '${name}'\nerror: Requested operation is not valid: domain is not running\n`);
     switch (command) {
       case 'domstate':
         return ok(`${d.state}${o.flags.has('reason') ? ` (${d.reason})` : ''}\n\n`);
@@ -528,9 +594,10 @@ export class DemoHypervisor {
         return ok(domainXml(d, { inactive: o.flags.has('inactive'), securityInfo: o.flags.has('security-info') }));
       case 'domdisplay': {
         if (!running) return fail('error: Domain is not running\n');
-        const vnc = d.def.vnc;
+        const vnc = cur.vnc;
         if (vnc.kind === 'socket') return ok(`vnc+unix://${vnc.path}\n`);
-        const host = vnc.listen === '0.0.0.0' || vnc.listen === '::' ? 'localhost' : vnc.listen;
+        // cmdDomDisplay: every-address listens show as localhost, an IPv6 address in brackets.
+        const host = vnc.listen === '0.0.0.0' || vnc.listen === '::' ? 'localhost' : vnc.listen.includes(':') ? `[${vnc.listen}]` : vnc.listen;
         return ok(`vnc://${host}:${(d.port ?? VNC_PORT_MIN) - VNC_PORT_MIN}\n`);
       }
       case 'domifaddr': {
@@ -538,16 +605,115 @@ export class DemoHypervisor {
         if (!['lease', 'arp', 'agent'].includes(source)) return fail(`error: Unknown data source '${source}'\n`);
         if (!running) return fail('error: Failed to query for interfaces addresses\nerror: Requested operation is not valid: domain is not running\n');
         if (source === 'agent') return fail('error: Failed to query for interfaces addresses\nerror: argument unsupported: QEMU guest agent is not configured\n');
-        const net = this.networks.find((n) => n.name === d.def.network);
+        const net = this.networks.find((n) => n.live.name === cur.network)?.live;
         const header = ` ${'Name'.padEnd(10)} ${'MAC address'.padEnd(20)} ${'Protocol'.padEnd(8)}     Address\n${'-'.repeat(79)}\n`;
-        const row = ` ${`vnet${d.vnet}`.padEnd(10)} ${d.def.mac.padEnd(17)}    ${'ipv4'.padEnd(12)} ${d.def.ip}/${net?.prefix ?? 24}\n`;
+        const row = ` ${`vnet${d.vnet}`.padEnd(10)} ${cur.mac.padEnd(17)}    ${'ipv4'.padEnd(12)} ${cur.ip}/${net?.prefix ?? 24}\n`;
         return ok(`${header}${row}\n`);
       }
       case 'start':
-        if (running) return fail(`error: Failed to start domain '${d.def.name}'\nerror: Requested operation is not valid: domain is already active\n`);
+        if (running) return fail(`error: Failed to start domain '${name}'\nerror: Requested operation is not valid: domain is already active\n`);
         return this.start(d);
+      case 'shutdown': {
+        if (!running) return notRunning('shutdown');
+        const mode = o.values.get('mode');
+        if (mode !== undefined && mode !== 'acpi') return fail(`error: Failed to shutdown domain '${name}'\nerror: argument unsupported: the vmdesk demo hypervisor models only --mode acpi\n`);
+        this.requestShutdown(d);
+        return ok(`Domain '${name}' is being shutdown\n\n`);
+      }
+      case 'destroy':
+        if (!running) return notRunning('destroy');
+        this.markShutOff(d, 'destroyed');
+        this.opts.log?.(`demo hypervisor: destroyed ${name}`);
+        return ok(`Domain '${name}' destroyed\n\n`);
     }
     return fail(`error: unknown command: '${command}'\n`);
+  }
+
+  private networkCommand(command: string, n: LiveNetwork, o: ParsedOptions): CommandResult {
+    switch (command) {
+      case 'net-dumpxml':
+        return ok(o.flags.has('inactive') ? networkXml(n.def, 0) : networkXml(n.live, this.connections(n.live.name)));
+      case 'net-dhcp-leases':
+        return ok(this.leases(n.live, o.values.get('mac')?.toLowerCase()));
+      case 'net-info': {
+        // cmdNetworkInfo: each label padded to 15 columns (`%-15s %s`).
+        const row = (label: string, value: string) => `${label.padEnd(15)} ${value}\n`;
+        return ok(`${row('Name:', n.live.name)}${row('UUID:', n.live.uuid)}${row('Active:', 'yes')}${row('Persistent:', 'yes')}${row('Autostart:', 'yes')}${row('Bridge:', n.live.bridge)}\n`);
+      }
+      case 'net-update':
+        return this.netUpdate(n, o);
+    }
+    return fail(`error: unknown command: '${command}'\n`);
+  }
+
+  private connections(network: string): number {
+    return this.domains.filter((d) => d.state === 'running' && d.live?.network === network).length;
+  }
+
+  /** `net-update` (cmdNetworkUpdate): --config changes the persistent definition, --live the running network, neither the running one. */
+  private netUpdate(n: LiveNetwork, o: ParsedOptions): CommandResult {
+    const commandName = o.values.get('command')!;
+    const section = o.values.get('section')!;
+    const command = NET_UPDATE_COMMANDS[commandName];
+    if (command === undefined) return fail(`error: unrecognized command name '${commandName}'\n`);
+    if (!NET_UPDATE_SECTIONS.includes(section)) return fail(`error: unrecognized section name '${section}'\n`);
+    const isConfig = o.flags.has('config');
+    const isLive = o.flags.has('live');
+    if (o.flags.has('current') && (isConfig || isLive)) return fail('error: --current must be specified exclusively\n');
+    const indexText = o.values.get('parent-index');
+    if (indexText !== undefined && !/^-?\d+$/.test(indexText)) return fail(`error: Numeric value '${indexText}' for <parent-index> option is malformed or out of range\n`);
+    const failed = (message: string) => fail(`error: Failed to update network ${n.live.name}\nerror: ${message}\n`);
+    if (section !== 'ip-dhcp-host') return failed(`this function is not supported by the connection driver: the vmdesk demo hypervisor models only the ip-dhcp-host section`);
+    let xml = o.values.get('xml')!;
+    if (!xml.startsWith('<')) {
+      // virsh reads a --xml that does not start with '<' as a file name.
+      const file = this.files.get(xml);
+      if (file === undefined) return fail(`error: Failed to open file '${xml}': No such file or directory\n`);
+      xml = file;
+    }
+    const parentIndex = indexText === undefined || Number(indexText) < 0 ? undefined : Number(indexText);
+    // Neither flag means the running network (always active here); both are checked before either is changed.
+    const targets = isConfig || isLive ? [...(isLive ? [n.live] : []), ...(isConfig ? [n.def] : [])] : [n.live];
+    const results = targets.map((t) => updateDhcpHosts(t, command, xml, parentIndex));
+    for (const r of results) if (!r.isOk) return failed(r.message);
+    targets.forEach((t, i) => {
+      const r = results[i]!;
+      if (r.isOk) t.reservations = r.reservations;
+    });
+    const affected = isConfig ? (isLive ? 'persistent config and live state' : 'persistent config') : 'live state';
+    this.opts.log?.(`demo hypervisor: net-update ${n.live.name} ${commandName} ip-dhcp-host (${affected})`);
+    return ok(`Updated network ${n.live.name} ${affected}\n`);
+  }
+
+  /** `define --file FILE`: a new persistent definition; a running domain keeps its live one until it stops. */
+  private define(file: string): CommandResult {
+    const xml = this.files.get(file);
+    if (xml === undefined) return fail(`error: Failed to open file '${file}': No such file or directory\n`);
+    const r = readDomainDefinition(xml, {
+      domains: this.domains.map((d) => d.def),
+      newUuid: () => randomUUID(),
+      newMac: () => `52:54:00:${[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`,
+      addressFor: (network, mac) => this.addressFor(network, mac),
+    });
+    if (!r.isOk) return fail(`error: Failed to define domain from ${file}\nerror: ${r.message}\n`);
+    const existing = this.domains.find((d) => d.def.uuid === r.def.uuid);
+    if (existing) existing.def = r.def;
+    else this.domains.push({ def: r.def, state: 'shut off', reason: 'unknown' });
+    this.opts.log?.(`demo hypervisor: defined ${r.def.name}${existing?.state === 'running' ? ' (applies at its next start)' : ''}`);
+    return ok(`Domain '${r.def.name}' defined from ${file}\n\n`);
+  }
+
+  /** The reserved address of `mac`, else the first address of the DHCP range nobody holds. */
+  private addressFor(network: string, mac: string): string {
+    const n = this.networks.find((x) => x.live.name === network)?.live;
+    if (!n) return '';
+    const reserved = n.reservations.find((r) => r.mac?.toLowerCase() === mac);
+    if (reserved) return reserved.ip;
+    const taken = new Set([...this.domains.flatMap((d) => [d.def.ip, d.live?.ip ?? '']), ...n.reservations.map((r) => r.ip), n.address]);
+    const toInt = (ip: string) => ip.split('.').reduce((a, o) => a * 256 + Number(o), 0);
+    const toIp = (v: number) => [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.');
+    for (let v = toInt(n.dhcpStart); v <= toInt(n.dhcpEnd); v++) if (!taken.has(toIp(v))) return toIp(v);
+    return '';
   }
 
   /** Running domains by id, then the others by name, as `virsh list --all` orders them. */
@@ -575,7 +741,7 @@ export class DemoHypervisor {
   }
 
   private netList(flags: Set<string>): string {
-    const ns = [...this.networks].sort((a, b) => (a.name < b.name ? -1 : 1));
+    const ns = this.networks.map((n) => n.live).sort((a, b) => (a.name < b.name ? -1 : 1));
     if (flags.has('uuid') && !flags.has('table')) return `${ns.map((n) => `${n.uuid}\n`).join('')}\n`;
     if (flags.has('name') && !flags.has('table')) return `${ns.map((n) => `${n.name}\n`).join('')}\n`;
     return `${vshTable(
@@ -587,17 +753,20 @@ export class DemoHypervisor {
   /** dnsmasq's leases of a network: one per running guest on it, an hour long. */
   private leases(n: DemoNetwork, mac: string | undefined): string {
     const now = this.opts.now?.() ?? new Date();
-    const rows = this.domains
-      .filter((d) => d.state === 'running' && d.def.network === n.name && (mac === undefined || d.def.mac === mac))
-      .sort((a, b) => (a.def.mac < b.def.mac ? -1 : 1))
-      .map((d) => [localTime(new Date(now.getTime() + 3_600_000 - (d.id ?? 0) * 37_000)), d.def.mac, 'ipv4', `${d.def.ip}/${n.prefix}`, d.def.name, `01:${d.def.mac}`]);
+    const rows = this.running()
+      .filter(({ live }) => live.network === n.name && (mac === undefined || live.mac === mac))
+      .sort((a, b) => (a.live.mac < b.live.mac ? -1 : 1))
+      .map(({ d, live }) => [localTime(new Date(now.getTime() + 3_600_000 - (d.id ?? 0) * 37_000)), live.mac, 'ipv4', `${live.ip}/${n.prefix}`, live.name, `01:${live.mac}`]);
     return `${vshTable(['Expiry Time', 'MAC address', 'Protocol', 'IP address', 'Hostname', 'Client ID or DUID'], rows)}\n`;
   }
 
+  /** The running domains with the definitions they run with. */
+  private running(): { d: LiveDomain; live: DemoDomain }[] {
+    return this.domains.flatMap((d) => (d.state === 'running' ? [{ d, live: d.live ?? d.def }] : []));
+  }
+
   private neighbours(): { ip: string; mac: string; dev: string }[] {
-    return this.domains
-      .filter((d) => d.state === 'running')
-      .map((d) => ({ ip: d.def.ip, mac: d.def.mac, dev: this.networks.find((n) => n.name === d.def.network)?.bridge ?? 'virbr0' }));
+    return this.running().map(({ live }) => ({ ip: live.ip, mac: live.mac, dev: this.networks.find((n) => n.live.name === live.network)?.live.bridge ?? 'virbr0' }));
   }
 
   /** `ip neigh show` (iproute2 prints a space after the state). */
@@ -613,37 +782,71 @@ export class DemoHypervisor {
     return `IP address       HW type     Flags       HW address            Mask     Device\n${rows.join('')}`;
   }
 
+  /** QEMU_PROCESS_SCRIPT's output: a libvirt-started QEMU per running domain, plus the hand-started ones. */
+  private qemuProcessList(): string {
+    const managed = this.running().map(({ d, live }) => libvirtQemuProcess(live, { pid: d.pid!, id: d.id!, ...(d.port !== undefined ? { port: d.port } : {}) }));
+    return renderQemuProcessList([...managed, ...this.handStartedQemus]);
+  }
+
   // ---- Domain life cycle ----
 
-  /** What libvirt assigns to a domain when it starts: an id, a tap device, a pty, an autoport. */
+  /**
+   * What libvirt does when a domain starts: the persistent definition becomes
+   * the live one, and it gets an id, a tap device, a pty, a QEMU pid, an
+   * autoport; its NIC the address reserved for its MAC, if there is one.
+   */
   private markRunning(d: LiveDomain, reason: string, reserved: Set<number> = new Set()): void {
+    const live = structuredClone(d.def);
+    const pinned = this.networks.find((n) => n.live.name === live.network)?.live.reservations.find((r) => r.mac?.toLowerCase() === live.mac.toLowerCase());
+    if (pinned) live.ip = pinned.ip;
+    d.live = live;
     d.state = 'running';
     d.reason = reason;
     d.id = this.nextId++;
     d.vnet = this.nextVnet++;
     d.pty = this.nextPty++;
+    d.pid = this.nextPid;
+    this.nextPid += 37;
     d.portId = randomUUID();
-    if (d.def.vnc.kind === 'tcp') {
+    if (live.vnc.kind === 'tcp') {
       const used = new Set([...reserved, ...this.domains.filter((x) => x !== d && x.state === 'running').map((x) => x.port)]);
-      let port = d.def.vnc.port ?? VNC_PORT_MIN;
-      if (d.def.vnc.port === undefined) while (used.has(port)) port++;
+      let port = live.vnc.port ?? VNC_PORT_MIN;
+      if (live.vnc.port === undefined) while (used.has(port)) port++;
       d.port = port;
     }
   }
 
   private markShutOff(d: LiveDomain, reason: string): void {
+    clearTimeout(d.shutdownTimer);
+    const screen = d.console;
     d.state = 'shut off';
     d.reason = reason;
+    delete d.live;
+    delete d.shutdownTimer;
     delete d.id;
     delete d.port;
     delete d.vnet;
     delete d.pty;
+    delete d.pid;
     delete d.portId;
     delete d.console;
+    // QEMU exits: its VNC server goes with it (and with it any open viewer).
+    screen?.stop?.().catch((err: unknown) => this.opts.log?.(`demo hypervisor: stopping the console of ${d.def.name}: ${(err as Error).message}`));
+  }
+
+  /** An ACPI power-button press: the guest powers off after a while, unless it ignores the button. */
+  private requestShutdown(d: LiveDomain): void {
+    if (d.shutdownTimer || (d.live ?? d.def).ignoresShutdown || this.isStopped) return;
+    d.shutdownTimer = setTimeout(() => {
+      delete d.shutdownTimer;
+      if (d.state !== 'running') return;
+      this.markShutOff(d, 'shutdown');
+      this.opts.log?.(`demo hypervisor: ${d.def.name} shut down`);
+    }, this.opts.shutdownDelayMs ?? DEFAULT_SHUTDOWN_DELAY_MS);
   }
 
   private async attachConsole(d: LiveDomain): Promise<void> {
-    if (this.opts.startConsole) d.console = await this.opts.startConsole(d.def);
+    if (this.opts.startConsole) d.console = await this.opts.startConsole(d.live ?? d.def);
   }
 
   private async start(d: LiveDomain): Promise<CommandResult> {
@@ -658,7 +861,8 @@ export class DemoHypervisor {
       this.markShutOff(d, 'failed');
       return fail(`error: Failed to start domain '${d.def.name}'\nerror: internal error: demo console did not start: ${(err as Error).message}\n`);
     }
-    this.opts.log?.(`demo hypervisor: started ${d.def.name} (console ${d.def.vnc.kind === 'tcp' ? `127.0.0.1:${d.port}` : d.def.vnc.path})`);
+    const live = d.live!.vnc;
+    this.opts.log?.(`demo hypervisor: started ${d.def.name} (console ${live.kind === 'tcp' ? `${live.listen}:${d.port}` : live.path})`);
     return ok(`Domain '${d.def.name}' started\n\n`);
   }
 
@@ -692,8 +896,8 @@ export class DemoHypervisor {
     for (const s of ['running', 'paused', 'shutoff', 'other']) add('list', s, ok(this.list(new Set(['uuid', `state-${s}`]))));
     add('net-list', 'all', ok(this.netList(new Set(['all', 'uuid']))));
     for (const d of this.listed(() => true)) add('dumpxml', d.def.uuid, ok(domainXml(d, { inactive: false, securityInfo: true })));
-    for (const n of [...this.networks].sort((x, y) => (x.name < y.name ? -1 : 1))) {
-      add('net-dumpxml', n.uuid, ok(networkXml(n, this.domains.filter((d) => d.state === 'running' && d.def.network === n.name).length)));
+    for (const n of this.networks.map((x) => x.live).sort((x, y) => (x.name < y.name ? -1 : 1))) {
+      add('net-dumpxml', n.uuid, ok(networkXml(n, this.connections(n.name))));
       add('net-dhcp-leases', n.uuid, ok(this.leases(n, undefined)));
     }
     if (setting('vmd_agent') === '1') {

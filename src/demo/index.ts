@@ -1,7 +1,8 @@
 /**
  * The embedded demo site (clearly a demo): in-process SSH servers, a made-up
  * KVM host answering libvirt's commands, and VNC consoles drawing themselves.
- * Imports ssh/ types only and never cli/, server/ or daemon/; no real code path imports it.
+ * Imports ssh/ types and libvirt/'s parsers and script builders (so it answers
+ * exactly what vmdesk sends), never cli/, server/ or daemon/; no real code path imports it.
  */
 export { startDemoSite, type DemoSite, type DemoSiteOptions } from './site.js';
 export { DemoHypervisor, splitCommandLine, type CommandResult, type DemoHypervisorOptions } from './hypervisor.js';

@@ -38,7 +38,7 @@ export interface DemoSite {
   hypervisor: DemoSshServer;
   /** The libvirt side of the hypervisor: its VMs and their consoles. */
   libvirt: DemoHypervisor;
-  /** Stops every server and console and removes the temp dir. */
+  /** Stops every server and console (and pending guest power-offs) and removes the temp dir. */
   stop(): Promise<void>;
 }
 
@@ -92,11 +92,13 @@ export async function startDemoSite(opts: DemoSiteOptions = {}): Promise<DemoSit
   const log = opts.log ?? (() => {});
   const dir = await mkdtemp(join(tmpdir(), 'vmdesk-demo-'));
   await chmod(dir, 0o700);
-  const consoles: DemoConsole[] = [];
+  const consoles = new Set<DemoConsole>();
   const servers: DemoSshServer[] = [];
+  let libvirt: DemoHypervisor | undefined;
   const stop = async (): Promise<void> => {
+    libvirt?.stop();
     await Promise.all(servers.map((s) => s.stop()));
-    await Promise.all(consoles.map((c) => c.stop()));
+    await Promise.all([...consoles].map((c) => c.stop()));
     await rm(dir, { recursive: true, force: true });
   };
   try {
@@ -105,15 +107,25 @@ export async function startDemoSite(opts: DemoSiteOptions = {}): Promise<DemoSit
     await writeFile(identityFile, client.privateKey, { mode: 0o600 });
     await writeFile(`${identityFile}.pub`, `${client.publicKey}\n`, { mode: 0o644 });
 
-    const libvirt = new DemoHypervisor({
+    libvirt = new DemoHypervisor({
       uri: DEMO_URI,
       log,
+      // Each start of a VM gets a console of its own, stopped when the VM stops (QEMU's VNC server ends with QEMU).
       startConsole: async (vm) => {
         const screen = new DemoConsole({ name: vm.name, background: vm.background, host: LOOPBACK, port: 0 });
-        consoles.push(screen);
-        return { host: LOOPBACK, port: await screen.start() };
+        consoles.add(screen);
+        const port = await screen.start();
+        return {
+          host: LOOPBACK,
+          port,
+          stop: async () => {
+            consoles.delete(screen);
+            await screen.stop();
+          },
+        };
       },
     });
+    const hv = libvirt;
     await libvirt.serveConsoles();
 
     const password = randomBytes(18).toString('base64url');
@@ -122,10 +134,10 @@ export async function startDemoSite(opts: DemoSiteOptions = {}): Promise<DemoSit
       user: DEMO_USER,
       password,
       authorizedKeys: [client.publicKey],
-      exec: libvirt.exec,
+      exec: hv.exec,
       // The made-up console addresses (127.0.0.1:5900.., the socket path) lead to the DemoConsoles; nothing else is reachable.
-      routeTcp: (host, port) => libvirt.routeTcp(host, port),
-      routeUnix: (path) => libvirt.routeUnix(path),
+      routeTcp: (host, port) => hv.routeTcp(host, port),
+      routeUnix: (path) => hv.routeUnix(path),
     });
     servers.push(hypervisor);
     await hypervisor.start();
@@ -152,7 +164,7 @@ export async function startDemoSite(opts: DemoSiteOptions = {}): Promise<DemoSit
         transport: { kind: 'via-previous-hop' },
       },
     ];
-    log(`demo site: demo-jump on ${LOOPBACK}:${jump.port}, ${DEMO_HOST_NAME} on ${LOOPBACK}:${hypervisor.port}, ${consoles.length} demo consoles`);
+    log(`demo site: demo-jump on ${LOOPBACK}:${jump.port}, ${DEMO_HOST_NAME} on ${LOOPBACK}:${hypervisor.port}, ${consoles.size} demo consoles`);
     return {
       hops,
       hostName: DEMO_HOST_NAME,
@@ -163,7 +175,7 @@ export async function startDemoSite(opts: DemoSiteOptions = {}): Promise<DemoSit
       password,
       jump,
       hypervisor,
-      libvirt,
+      libvirt: hv,
       stop,
     };
   } catch (err) {

@@ -17,6 +17,13 @@ export interface ExecContext {
   user: string;
   stdout: (data: string | Buffer) => void;
   stderr: (data: string | Buffer) => void;
+  /**
+   * The command's standard input: everything the client sends until its EOF
+   * (RFC 4254 s5.3, SSH_MSG_CHANNEL_EOF), or until the channel closes. Like a
+   * real command, only a handler that reads stdin waits for it: a client that
+   * never sends EOF blocks only that one.
+   */
+  stdin: () => Promise<Buffer>;
 }
 export type ExecHandler = (ctx: ExecContext) => Promise<number> | number;
 
@@ -45,6 +52,31 @@ export interface DemoSshServerOptions {
    * option the server connects to the path asked for.
    */
   routeUnix?: (path: string) => ForwardEndpoint | string | undefined;
+}
+
+/** The most a demo command reads from stdin (a domain XML is a few KiB). */
+const STDIN_LIMIT_BYTES = 1 << 20;
+
+/** Reads a channel's data until the client's EOF (or the channel's close), once; later calls get the same bytes. */
+function stdinReader(ch: ServerChannel): () => Promise<Buffer> {
+  let read: Promise<Buffer> | undefined;
+  return () =>
+    (read ??= new Promise<Buffer>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const done = () => resolve(Buffer.concat(chunks));
+      ch.on('data', (d: Buffer) => {
+        size += d.length;
+        if (size > STDIN_LIMIT_BYTES) {
+          ch.removeAllListeners('data');
+          reject(new Error(`stdin exceeds ${STDIN_LIMIT_BYTES} bytes`));
+          return;
+        }
+        chunks.push(d);
+      });
+      ch.once('end', done);
+      ch.once('close', done);
+    }));
 }
 
 /** A TCP endpoint a forwarded channel is connected to. */
@@ -179,7 +211,7 @@ export class DemoSshServer {
           if (!this.opts.exec) return rejectExec?.();
           const ch = acceptExec();
           Promise.resolve(
-            this.opts.exec({ command: info.command, user: this.opts.user, stdout: (d) => ch.write(d), stderr: (d) => ch.stderr.write(d) }),
+            this.opts.exec({ command: info.command, user: this.opts.user, stdout: (d) => ch.write(d), stderr: (d) => ch.stderr.write(d), stdin: stdinReader(ch) }),
           ).then(
             (code) => {
               ch.exit(code);

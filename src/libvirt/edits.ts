@@ -51,11 +51,23 @@ function stamp(d = new Date()): string {
   return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
 }
 
-/** Writes `text` (from stdin) to a new 0600 file under ~/.local/state/vmdesk/backups on the host; returns its path. */
+/** Where backups of definitions go on the host, under the SSH user's home. */
+export const BACKUP_DIR = '.local/state/vmdesk/backups';
+
+/** The sh script that writes stdin to a new 0600 file `fileName` in BACKUP_DIR and prints its path. */
+export function backupScript(fileName: string): string {
+  return `umask 077 && d="\${HOME:-/tmp}/${BACKUP_DIR}" && mkdir -p "$d" && f="$d"/${quoteArg(fileName)} && cat > "$f" && printf '%s\\n' "$f"`;
+}
+
+/** The sh script that writes stdin to a private temporary file, runs `line` (where `"$f"` names the file), removes it and exits with `line`'s status. */
+export function withTempFileScript(line: string): string {
+  return `umask 077 && f=$(mktemp) || exit 70; cat > "$f"; ${line}; rc=$?; rm -f "$f"; exit $rc`;
+}
+
+/** Writes `text` (from stdin) to a new 0600 file under BACKUP_DIR on the host; returns its path. */
 async function saveBackup(exec: RemoteExec, uuid: string, text: string, vm: string): Promise<string> {
   const name = `${uuid.replace(/[^0-9a-f-]/gi, '')}-${stamp()}.xml`;
-  const script = `umask 077 && d="\${HOME:-/tmp}/.local/state/vmdesk/backups" && mkdir -p "$d" && f="$d"/${quoteArg(name)} && cat > "$f" && printf '%s\\n' "$f"`;
-  const r = await exec(`sh -c ${quoteArg(script)}`, { stdin: text });
+  const r = await exec(`sh -c ${quoteArg(backupScript(name))}`, { stdin: text });
   const path = r.stdout.toString('utf8').trim();
   if (r.code !== 0 || !path) {
     throw new VmdeskError('LIBVIRT_COMMAND_FAILED', `could not save a backup of ${vm}'s definition on the host: ${r.stderr.toString('utf8').trim() || `exit ${r.code}`}`, {
@@ -71,8 +83,7 @@ async function define(exec: RemoteExec, uri: string, xml: string, vm: string, ba
   const argv = defineArgv(uri, '"$f"');
   // "$f" must stay a shell expansion: quote every word but the file name.
   const line = argv.map((a) => (a === '"$f"' ? a : quoteArg(a))).join(' ');
-  const script = `umask 077 && f=$(mktemp) || exit 70; cat > "$f"; ${line}; rc=$?; rm -f "$f"; exit $rc`;
-  const r = await exec(`sh -c ${quoteArg(script)}`, { stdin: xml });
+  const r = await exec(`sh -c ${quoteArg(withTempFileScript(line))}`, { stdin: xml });
   if (r.code !== 0) {
     const err = virshError('define', { exitCode: r.code, stderr: r.stderr.toString('utf8') }, { vm });
     throw new VmdeskError(err.code, `${err.message} (nothing was changed)`, { cause: err, context: { vm, backup: backupPath }, hint: err.hint ?? `the definition is as before; its copy is ${backupPath}` });

@@ -4,7 +4,14 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { isVmdeskError } from '../../src/errors.js';
+import { auditHost, type AuditReport } from '../../src/libvirt/audit.js';
+import { pinnedIps } from '../../src/libvirt/dhcp-hosts.js';
+import { isExposed } from '../../src/libvirt/domain-xml.js';
+import { changeListen, pinIp, readQemuConf } from '../../src/libvirt/edits.js';
+import { parseQemuConf } from '../../src/libvirt/qemu-conf.js';
+import { QEMU_PROCESSES_COMMAND, parseQemuProcesses } from '../../src/libvirt/qemu-processes.js';
 import { readInventory, resolveVmTarget, startDomain, type RemoteExec } from '../../src/libvirt/remote.js';
+import { commandLine } from '../../src/libvirt/shell-quote.js';
 import { SshChain } from '../../src/ssh/chain.js';
 import { startDemoSite, type DemoSite } from '../../src/demo/site.js';
 
@@ -51,7 +58,7 @@ describe('the demo site through a real two-hop SSH chain', () => {
   before(async () => {
     site = await startDemoSite();
     chain = new SshChain(site.hops, { reconnect: false });
-    exec = (command) => chain.exec(command);
+    exec = (command, opts) => chain.exec(command, opts);
     await chain.connect();
   });
   after(async () => {
@@ -109,6 +116,52 @@ describe('the demo site through a real two-hop SSH chain', () => {
     const target = await resolveVmTarget(exec, { kind: 'vm', uri: site.libvirtUri, vm: 'win2012', service: 'vnc' }, site.hostName);
     assert.deepEqual(target, { kind: 'tcp', host: '127.0.0.1', port: 5903 });
     assert.equal(await readBanner(await chain.openChannel(target)), RFB_VERSION);
+  });
+
+  /** What `vmdesk audit` reads from the host, over the chain. */
+  async function audit(): Promise<AuditReport> {
+    const [inv, ps, conf] = await Promise.all([readInventory(exec, site.libvirtUri), exec(QEMU_PROCESSES_COMMAND), readQemuConf(exec)]);
+    return auditHost(site.hostName, inv, parseQemuProcesses(ps.stdout.toString('utf8')), conf === undefined ? undefined : parseQemuConf(conf));
+  }
+
+  it('audits the demo host: the exposed VM and the hand-started QEMU', async () => {
+    const report = await audit();
+    assert.deepEqual(
+      report.findings.map((f) => [f.vm ?? f.pid, f.listen]),
+      [
+        ['legacy-exposed', '0.0.0.0:5902'],
+        [1873, '0.0.0.0:5907'],
+      ],
+    );
+  });
+
+  it('moves the exposed VM to loopback and restarts it (vnc-listen --restart): its console answers on 127.0.0.1', async () => {
+    const c = await changeListen(exec, site.libvirtUri, 'legacy-exposed', '127.0.0.1', { restart: true, force: false, shutdownTimeoutMs: 10_000 });
+    assert.deepEqual([c.isChanged, c.isRestarted, c.before], [true, true, ['0.0.0.0']]);
+    // The previous definition went to the host on stdin and reads back over the same chain.
+    assert.equal((await exec(commandLine(['cat', c.backupPath!]))).stdout.toString('utf8'), c.backupXml);
+    const target = await resolveVmTarget(exec, { kind: 'vm', uri: site.libvirtUri, vm: 'legacy-exposed', service: 'vnc' }, site.hostName);
+    assert.deepEqual(target, { kind: 'tcp', host: '127.0.0.1', port: 5902 });
+    assert.equal(await readBanner(await chain.openChannel(target)), RFB_VERSION);
+    await assert.rejects(chain.openChannel({ kind: 'tcp', host: '0.0.0.0', port: 5902 }), (e: unknown) => isVmdeskError(e) && e.code === 'SSH_CHANNEL_REFUSED');
+    const inv = await readInventory(exec, site.libvirtUri);
+    const vm = inv.domains.find((d) => d.name === 'legacy-exposed')!;
+    assert.deepEqual([vm.state, vm.graphics.some(isExposed)], ['running', false]);
+    assert.deepEqual(
+      (await audit()).findings.map((f) => f.vm ?? f.pid),
+      [1873],
+    );
+  });
+
+  it('pins a guest address and unpins it (pin-ip): add, none, delete', async () => {
+    const pin = async (remove: boolean) => (await pinIp(exec, site.libvirtUri, 'ubuntu-desktop', site.hostName, { remove })).action;
+    const pinned = async () => pinnedIps((await readInventory(exec, site.libvirtUri)).networks.find((n) => n.name === 'default')!);
+    assert.equal(await pin(false), 'add');
+    assert.equal((await pinned()).get('52:54:00:b8:72:16'), '192.168.122.38');
+    assert.equal(await pin(false), 'none');
+    assert.equal(await pin(true), 'delete');
+    assert.equal((await pinned()).has('52:54:00:b8:72:16'), false);
+    assert.equal((await pinned()).get('52:54:00:27:76:52'), '192.168.122.217');
   });
 
   it('really goes through the jump: one connection and one channel there, whatever the hypervisor carries', () => {
