@@ -4,8 +4,8 @@
  * Every bench measures vmdesk and its peer in the same run, interleaved, and
  * reports medians and the ratio against the target from the issue.
  *
- *   npm run bench                        all five
- *   npm run bench -- throughput rtt      a subset: setup, throughput, parallel, rtt, ls
+ *   npm run bench                        all six
+ *   npm run bench -- throughput rtt      a subset: setup, throughput, parallel, rtt, ls, console
  *   BENCH_QUICK=1 npm run bench          smaller transfers and fewer repetitions
  *
  * Results: a summary table at the end, and JSON in bench/results/ (gitignored).
@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BenchLab } from './bench-lab.js';
 import { describeMachine, machineInfo } from './machine-info.js';
+import { benchConsole } from './console.js';
 import { benchLs } from './ls.js';
 import { benchParallelStreams } from './parallel-streams.js';
 import { summaryTable, writeResults, type BenchResult } from './report.js';
@@ -53,6 +54,10 @@ const BENCHES: Record<string, { about: string; run: (b: BenchLab) => Promise<Ben
   ls: {
     about: 'vmdesk ls kvmhost --json with 100 extra shut-off domains vs ssh kvmhost virsh list --all (needs the libvirt lab)',
     run: (b) => benchLs(b, { extraDomains: 100, reps: reps(7, 3) }),
+  },
+  console: {
+    about: "browser console to win2016 (needs the libvirt lab, chromium; websockify + novnc for the peer): vmdesk ui's page vs websockify + noVNC via ssh -L, navigation to screen painted; keystroke to echo vs a Node RFB client on a vmdesk forward",
+    run: (b) => benchConsole(b, { reps: reps(10, 5), keyReps: reps(20, 10) }),
   },
 };
 

@@ -10,6 +10,10 @@ const serial = args.includes('--serial');
 const roots = args.filter((a) => !a.startsWith('--'));
 const files = [];
 function walk(dir) {
+  if (statSync(dir, { throwIfNoEntry: false })?.isFile()) {
+    if (dir.endsWith('.test.ts')) files.push(dir);
+    return;
+  }
   let entries;
   try { entries = readdirSync(dir); } catch { return; }
   for (const name of entries.sort()) {
