@@ -17,7 +17,7 @@ try {
   await Promise.all([
     build({
       absWorkingDir: root,
-      entryPoints: ['dashboard', 'console', 'login'].map((name) => join(web, `${name}.ts`)),
+      entryPoints: ['dashboard', 'console-boot', 'console', 'login'].map((name) => join(web, `${name}.ts`)),
       outdir: assets,
       entryNames: '[name]',
       format: 'esm',

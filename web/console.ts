@@ -5,6 +5,7 @@
 //   connecting -> connected -> disconnected -> (backoff) -> connecting ...
 //   connecting -> password -> connecting          (credentialsrequired)
 //   connecting -> disconnected, no retry           (securityfailure: the user acts)
+import { BufferedChannel, consoleUrl } from './console-socket.js';
 import RFB from '@novnc/novnc';
 import { ApiError, fetchJson, vmPath, type VmReply } from './api';
 import { byId, h, replace } from './dom';
@@ -103,8 +104,16 @@ function clearTimers(): void {
 // ---- connecting ----
 
 function wsUrl(): string {
-  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  return `${scheme}://${location.host}/ws/console?host=${encodeURIComponent(host)}&vm=${encodeURIComponent(vm)}`;
+  return consoleUrl(location, host, vm);
+}
+
+/** The socket for this attempt: the one console-boot.ts opened early (first attempt only), else a new one. */
+function openSocket(): BufferedChannel {
+  const early = window.vmdeskEarlyConsole;
+  window.vmdeskEarlyConsole = undefined;
+  if (early && early.url === wsUrl()) return early;
+  early?.close();
+  return new BufferedChannel(wsUrl());
 }
 
 function connect(): void {
@@ -128,12 +137,12 @@ function connect(): void {
   let securityFailure: string | null = null;
   let r: RFB;
   try {
-    const ws = new WebSocket(wsUrl());
-    ws.binaryType = 'arraybuffer';
+    const ws = openSocket();
+    closed = ws.closeEvent;
     ws.addEventListener('close', (e) => {
       closed = e;
     });
-    r = new RFB(screen, ws, password !== undefined ? { credentials: { password } } : {});
+    r = new RFB(screen, ws as unknown as WebSocket, password !== undefined ? { credentials: { password } } : {});
   } catch (err) {
     void onDrop(gen, 0, null, null, err instanceof Error ? err.message : String(err));
     return;
@@ -195,6 +204,12 @@ async function onDrop(
     showOverlay({ text: what, hint: 'Check the VM\'s VNC password (virsh edit: <graphics passwd=...>).', retryLabel: 'Try again' });
     return;
   }
+  if (localError !== null) {
+    // A failure inside this page (not the network) would fail the same way again: wait for the user.
+    setState('disconnected', `disconnected: ${localError}`);
+    showOverlay({ text: `The console could not start in this browser: ${localError}`, retryLabel: 'Try again' });
+    return;
+  }
   let delayMs = backoff.next(connectedForMs);
   setState('disconnected', 'disconnected: checking why…');
   showOverlay({ text: connectedForMs > 0 ? 'The console connection dropped.' : 'Could not connect to the console.' });
@@ -205,7 +220,7 @@ async function onDrop(
   let hint: string | undefined;
   try {
     const { vm: view } = await fetchJson<VmReply>(vmPath(host, vm));
-    const closeInfo = localError !== null ? { code: null, text: localError } : describeClose(closeEvent?.() ?? null);
+    const closeInfo = describeClose(closeEvent?.() ?? null);
     code = closeInfo.code;
     text = closeInfo.text;
     if (view.state !== 'running') {

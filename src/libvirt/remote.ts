@@ -84,11 +84,22 @@ export async function startDomain(exec: RemoteExec, uri: string, vm: string): Pr
   await run(exec, startArgv(uri, vm), 'start', { vm });
 }
 
+/**
+ * Where a VM's VNC console is right now, from one `virsh dumpxml` (one virsh
+ * process on the host, the lookup every console connection waits for): a
+ * running domain's live XML has an `id` and the console's current port.
+ */
+export async function resolveVncTarget(exec: RemoteExec, uri: string, vm: string, host: string): Promise<ChannelTarget> {
+  const info = parseDomainXml(await run(exec, dumpxmlArgv(uri, vm), 'dumpxml', { vm }));
+  const d: InventoryDomain = { uuid: info.uuid, name: info.name, state: info.id !== undefined ? 'running' : 'shut off', graphics: info.graphics, interfaces: info.interfaces, arePasswordsKnown: false, addresses: [] };
+  return vncTarget(d, host);
+}
+
 /** Where a VM target points right now, looked up on the hypervisor. */
 export async function resolveVmTarget(exec: RemoteExec, t: VmTarget, host: string): Promise<ChannelTarget> {
   if (t.service === 'rdp' && t.ip) return { kind: 'tcp', host: t.ip, port: t.port ?? 3389 };
-  const d = await readDomain(exec, t.uri, t.vm, { addresses: t.service === 'rdp' });
-  if (t.service === 'vnc') return vncTarget(d, host);
+  if (t.service === 'vnc') return resolveVncTarget(exec, t.uri, t.vm, host);
+  const d = await readDomain(exec, t.uri, t.vm, { addresses: true });
   const a = guestAddress(d, host, ['DHCP leases', 'neighbour table']);
   return { kind: 'tcp', host: a.ip, port: t.port ?? 3389 };
 }

@@ -1,0 +1,7 @@
+/** Runs first on the console page: opens the console's WebSocket while the noVNC bundle loads (see console-socket.ts). */
+import { BufferedChannel, consoleUrl } from './console-socket.js';
+
+const params = new URLSearchParams(location.search);
+const host = params.get('host');
+const vm = params.get('vm');
+if (host && vm) window.vmdeskEarlyConsole = new BufferedChannel(consoleUrl(location, host, vm));
