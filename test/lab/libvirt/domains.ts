@@ -25,10 +25,14 @@ export const VNC_PASSWORD = 'Lab-pw1';
 export type GraphicsKind =
   /** vnc, autoport, no listen: libvirt fills in qemu.conf's vnc_listen (127.0.0.1). */
   | 'loopback'
+  /** vnc, autoport, listen='127.0.0.1' written out in the definition. */
+  | 'loopback-address'
   /** vnc, autoport, listen='0.0.0.0': reachable from anywhere. */
   | 'exposed'
   /** vnc, autoport, loopback, with passwd. */
   | 'password'
+  /** vnc, autoport, listen='0.0.0.0', with passwd: exposed, but behind VNC's weak password. */
+  | 'exposed-password'
   /** vnc socket='/path' attribute. */
   | 'socket-attr'
   /** vnc with a <listen type='socket'/> child: libvirt picks the path. */
@@ -85,10 +89,14 @@ function graphicsXml(d: LabDomain): string {
   switch (d.graphics) {
     case 'loopback':
       return `<graphics type='vnc' port='-1' autoport='yes' keymap='en-us'/>`;
+    case 'loopback-address':
+      return `<graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1'/>`;
     case 'exposed':
       return `<graphics type='vnc' port='-1' autoport='yes' listen='0.0.0.0'/>`;
     case 'password':
       return `<graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1' passwd='${xmlText(VNC_PASSWORD)}'/>`;
+    case 'exposed-password':
+      return `<graphics type='vnc' port='-1' autoport='yes' listen='0.0.0.0' passwd='${xmlText(VNC_PASSWORD)}'/>`;
     case 'socket-attr':
       return `<graphics type='vnc' socket='${xmlText(vncSocketPath(d))}'/>`;
     case 'socket-listen':
