@@ -231,6 +231,7 @@ interface ListenReply {
   isChanged: boolean;
   backupPath?: string;
   isRunning: boolean;
+  isLiveStale: boolean;
   isRestarted: boolean;
 }
 
@@ -243,7 +244,7 @@ async function moveToLoopback(host: string, vm: VmView, button: HTMLButtonElemen
     const r = await postJson<ListenReply>(`${vmPath(host, vm.name)}/vnc-listen`, { address: '127.0.0.1', restart });
     const text = !r.isChanged && !r.isRestarted
       ? `Already listening on ${r.address} in its definition.`
-      : `Now defined to listen on ${r.address}${r.backupPath ? ` (previous definition saved on the host: ${r.backupPath})` : ''}.${r.isRestarted ? ' Restarted.' : r.isRunning ? ' Takes effect when it restarts.' : ''}`;
+      : `Now defined to listen on ${r.address}${r.backupPath ? ` (previous definition saved on the host: ${r.backupPath})` : ''}.${r.isRestarted ? ' Restarted.' : r.isLiveStale ? ' Takes effect when it restarts.' : ''}`;
     replace(out, h('div', { className: 'action-ok' }, text));
     if (r.isRestarted || !r.isRunning) setTimeout(() => reloaders.get(host)?.(), 1500);
   } catch (err) {

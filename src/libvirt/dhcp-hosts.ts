@@ -99,7 +99,7 @@ function checkAddress(net: NetworkInfo, ip: string, mac: string): NetworkAddress
   const broadcast = (base | (~mask >>> 0)) >>> 0;
   const subnet = `${intToIpv4(base)}/${prefix}`;
   const range = target.dhcp?.ranges.map((r) => `${r.start}-${r.end}`).join(', ');
-  const hint = `pick an address in ${subnet} other than ${intToIpv4(base)}, ${target.address} and ${intToIpv4(broadcast)}${range ? `; outside the dynamic range ${range} is best` : ''}`;
+  const hint = `pick an address in ${subnet} other than ${intToIpv4(base)}, ${target.address} and ${intToIpv4(broadcast)}${range ? ` (the DHCP range is ${range})` : ''}`;
   if (((n & mask) >>> 0) !== base) {
     throw new VmdeskError('DHCP_IP_INVALID', `${ip} is outside the subnet ${subnet} of the network ${net.name}`, { context: { ...ctx, subnet }, hint });
   }

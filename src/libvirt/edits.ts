@@ -42,6 +42,8 @@ export interface ListenChange {
   /** The previous definition's text, for a local copy (--backup-dir). */
   backupXml?: string;
   isRunning: boolean;
+  /** The running VM still listens somewhere else (the definition applies at its next start). */
+  isLiveStale: boolean;
   isRestarted: boolean;
 }
 
@@ -86,7 +88,11 @@ async function define(exec: RemoteExec, uri: string, xml: string, vm: string, ba
   const r = await exec(`sh -c ${quoteArg(withTempFileScript(line))}`, { stdin: xml });
   if (r.code !== 0) {
     const err = virshError('define', { exitCode: r.code, stderr: r.stderr.toString('utf8') }, { vm });
-    throw new VmdeskError(err.code, `${err.message} (nothing was changed)`, { cause: err, context: { vm, backup: backupPath }, hint: err.hint ?? `the definition is as before; its copy is ${backupPath}` });
+    throw new VmdeskError(err.code, `${err.message} (nothing was changed)`, {
+      cause: err,
+      context: { vm, backup: backupPath },
+      hint: `the definition is as it was (a copy is in ${backupPath} on the host); libvirt's reason is above`,
+    });
   }
 }
 
@@ -140,7 +146,8 @@ export async function changeListen(exec: RemoteExec, uri: string, vm: string, ad
   const live = await readDomain(exec, uri, vm, { addresses: false });
   const isRunning = live.state === 'running' || live.state === 'paused';
   const liveListens = live.graphics.filter((g) => g.type === 'vnc' || g.type === 'spice').flatMap((g) => g.listens.map((l) => l.address ?? ''));
-  const result: ListenChange = { vm: info.name, uuid: info.uuid, address, before: edit.before, isChanged: edit.isChanged, isRunning, isRestarted: false };
+  const isLiveStale = isRunning && liveListens.some((a) => a !== address);
+  const result: ListenChange = { vm: info.name, uuid: info.uuid, address, before: edit.before, isChanged: edit.isChanged, isRunning, isLiveStale, isRestarted: false };
   if (edit.isChanged) {
     result.backupPath = await saveBackup(exec, info.uuid, xml, vm);
     result.backupXml = xml;
@@ -153,10 +160,10 @@ export async function changeListen(exec: RemoteExec, uri: string, vm: string, ad
       });
     }
   }
-  const isLiveStale = isRunning && liveListens.some((a) => a !== address);
   if (opts.restart && isLiveStale) {
     await restartDomain(exec, uri, vm, opts);
     result.isRestarted = true;
+    result.isLiveStale = false;
   }
   return result;
 }

@@ -80,7 +80,7 @@ function describeChange(c: ListenChange & { localBackup?: string }, host: string
     lines.push(`  previous definition saved on ${host}: ${c.backupPath}${c.localBackup ? ` (and here: ${c.localBackup})` : ''}`);
   }
   if (c.isRestarted) lines.push(`  restarted: it now listens on ${c.address}`);
-  else if (c.isRunning && c.isChanged) lines.push(`  it is running and keeps its old listen address until it restarts: add --restart, or restart it yourself`);
+  else if (c.isLiveStale) lines.push(`  it is running and keeps its old listen address until it restarts: add --restart, or restart it yourself`);
   return lines.join('\n');
 }
 
@@ -130,7 +130,7 @@ function printReports(reports: AuditReport[]): void {
       r.host,
       c.vm ?? `pid ${c.pid} (not libvirt)`,
       c.kind,
-      c.socket ? `unix:${c.socket}` : `${c.listen.join(',') || '127.0.0.1'}${c.port !== undefined ? `:${c.port}` : ''}`,
+      c.socket ? `unix:${c.socket}` : c.listen.length > 0 ? `${c.listen.join(',')}${c.port !== undefined ? `:${c.port}` : ''}` : (c.note ?? '?'),
       yesNo(c.hasPassword),
       yesNo(c.hasTls),
       c.isExposed ? 'EXPOSED' : 'ok',
