@@ -55,7 +55,9 @@ const SECURITY_HEADERS: Record<string, string> = {
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
   'x-frame-options': 'DENY',
-  'cross-origin-opener-policy': 'same-origin',
+  // No Cross-Origin-Opener-Policy: it made Chromium swap renderer processes when a console tab
+  // opens (measured: the page's DOM ready 170-480 ms -> 60-160 ms without it). Framing is refused
+  // above, the links that open consoles are noopener, and the cookie is SameSite=Strict.
   'cache-control': 'no-store',
 };
 
