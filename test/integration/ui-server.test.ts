@@ -197,4 +197,22 @@ describe('UI server', () => {
     assert.match(file.body, new RegExp(`full address:s:127\\.0\\.0\\.1:${fwd.port}`));
     assert.match(String(file.headers['content-disposition']), /attachment/);
   });
+
+  it("moves an exposed console to loopback (POST only, 127.0.0.1 only), and the list shows it", async () => {
+    const path = `/api/hosts/${site.hostName}/vms/legacy-exposed/vnc-listen`;
+    const headers = { origin, cookie: `vmdesk-${ui.port}=${ui.token}`, 'content-type': 'application/json' };
+    const wide = await request(ui.port, path, { method: 'POST', headers, body: JSON.stringify({ address: '0.0.0.0' }) });
+    assert.equal(wide.status, 400, 'the dashboard never exposes a console');
+    const r = await request(ui.port, path, { method: 'POST', headers, body: JSON.stringify({ address: '127.0.0.1', restart: true }) });
+    assert.equal(r.status, 200, r.body);
+    const change = JSON.parse(r.body) as { isChanged: boolean; isRestarted: boolean; backupPath?: string; backupXml?: string };
+    assert.equal(change.isChanged, true);
+    assert.equal(change.isRestarted, true);
+    assert.match(change.backupPath ?? '', /\.xml$/);
+    assert.equal(change.backupXml, undefined, 'the saved definition (it may hold a VNC password) is not sent to the browser');
+    const { vms } = JSON.parse((await request(ui.port, `/api/hosts/${site.hostName}/vms`, { headers: bearer })).body) as { vms: { name: string; consoles: { isExposed: boolean; address: string }[] }[] };
+    const vm = vms.find((v) => v.name === 'legacy-exposed')!;
+    assert.equal(vm.consoles[0]!.isExposed, false);
+    assert.match(vm.consoles[0]!.address, /^127\.0\.0\.1:/);
+  });
 });
