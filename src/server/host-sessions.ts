@@ -64,6 +64,9 @@ export interface RdpForwardView {
   rdpFile: string;
 }
 
+/** How long a console channel opened for a page request waits for the page's WebSocket. */
+const PREPARED_TTL_MS = 10_000;
+
 export interface HostSessionsEvents {
   hosts: [];
   tunnels: [];
@@ -115,6 +118,7 @@ export class HostSessions extends EventEmitter<HostSessionsEvents> {
   private readonly sessions = new Map<string, Session>();
   private readonly consoles = new Map<string, ConsoleTunnel>();
   private readonly rdps = new Map<string, RdpTunnel>();
+  private readonly prepared = new Map<string, { promise: Promise<Duplex>; timer: NodeJS.Timeout }>();
   private nextId = 1;
   private closed = false;
 
@@ -208,11 +212,46 @@ export class HostSessions extends EventEmitter<HostSessionsEvents> {
   }
 
   /** A channel to the VM's VNC console, looked up on the hypervisor now (autoport consoles move on restart). */
-  async openConsole(name: string, vm: string): Promise<ConsoleChannel> {
+  private async openConsoleChannel(name: string, vm: string): Promise<Duplex> {
     const s = this.session(name);
     const chain = await this.chainOf(name);
     const target: VmTarget = { kind: 'vm', uri: s.host.uri, vm, service: 'vnc' };
-    const stream = await chain.openChannel(await resolveVmTarget(this.execOf(chain), target, name));
+    return chain.openChannel(await resolveVmTarget(this.execOf(chain), target, name));
+  }
+
+  /**
+   * The console page was just requested: look the console up and open its
+   * channel now, while the browser loads the page, so its WebSocket finds the
+   * channel ready (the VM's first bytes wait in it). A fresh lookup, never a
+   * remembered address; unused after PREPARED_TTL_MS, it is closed.
+   */
+  prepareConsole(name: string, vm: string): void {
+    const key = `${name}\u0000${vm}`;
+    if (this.closed || this.prepared.has(key) || !this.sessions.has(name)) return;
+    const promise = this.openConsoleChannel(name, vm);
+    promise.catch(() => {});
+    const timer = setTimeout(() => {
+      if (this.prepared.get(key)?.promise !== promise) return;
+      this.prepared.delete(key);
+      promise.then((stream) => stream.destroy(), () => {});
+    }, PREPARED_TTL_MS);
+    timer.unref();
+    this.prepared.set(key, { promise, timer });
+  }
+
+  /** A channel to the VM's VNC console (the prepared one when the page's request made one), with its bookkeeping. */
+  async openConsole(name: string, vm: string): Promise<ConsoleChannel> {
+    this.session(name);
+    const prepared = this.prepared.get(`${name}\u0000${vm}`);
+    let stream: Duplex | undefined;
+    if (prepared) {
+      this.prepared.delete(`${name}\u0000${vm}`);
+      clearTimeout(prepared.timer);
+      stream = await prepared.promise.catch(() => undefined);
+      // Closed meanwhile (the VM restarted, the chain dropped): look it up again.
+      if (stream && (stream.destroyed || stream.readableEnded)) stream = undefined;
+    }
+    stream ??= await this.openConsoleChannel(name, vm);
     const key = `${name}\u0000${vm}`;
     let t = this.consoles.get(key);
     if (!t) {
@@ -304,6 +343,11 @@ export class HostSessions extends EventEmitter<HostSessionsEvents> {
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const p of this.prepared.values()) {
+      clearTimeout(p.timer);
+      p.promise.then((stream) => stream.destroy(), () => {});
+    }
+    this.prepared.clear();
     await Promise.all([...this.rdps.values()].map((t) => t.forwarder.close()));
     this.rdps.clear();
     this.consoles.clear();

@@ -257,6 +257,10 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
     }
     if (isPage) {
       if (method !== 'GET' && method !== 'HEAD') throw new HttpError({ code: 'UI_METHOD', message: 'use GET' });
+      const consoleHost = url.searchParams.get('host');
+      const consoleVm = url.searchParams.get('vm');
+      // The page will open this console's WebSocket in a moment: start the lookup and the channel now.
+      if (url.pathname === '/console' && method === 'GET' && consoleHost && consoleVm) sessions.prepareConsole(consoleHost, consoleVm);
       return page(res, url.pathname === '/' ? '/index.html' : '/console.html');
     }
     const parts = segments(url.pathname);

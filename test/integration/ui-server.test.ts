@@ -215,4 +215,19 @@ describe('UI server', () => {
     assert.equal(vm.consoles[0]!.isExposed, false);
     assert.match(vm.consoles[0]!.address, /^127\.0\.0\.1:/);
   });
+
+  it('opens the console channel when the console page is requested, and its WebSocket uses that one', async () => {
+    const cookie = `vmdesk-${ui.port}=${ui.token}`;
+    const before = site.hypervisor.counters.channels;
+    const page = await request(ui.port, `/console?host=${site.hostName}&vm=ubuntu-desktop`, { headers: { cookie } });
+    assert.equal(page.status, 200);
+    for (let i = 0; i < 100 && site.hypervisor.counters.channels === before; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(site.hypervisor.counters.channels, before + 1, 'the channel is opened before any WebSocket');
+    const ws = await wsTry(ui.port, `/ws/console?host=${site.hostName}&vm=ubuntu-desktop`, { origin, cookie });
+    assert.equal(ws.first?.toString('latin1'), 'RFB 003.008\n', 'the VM greeting waited in the prepared channel');
+    assert.equal(site.hypervisor.counters.channels, before + 1, 'no second channel');
+    assert.equal((await request(ui.port, `/console?host=${site.hostName}&vm=ubuntu-desktop`)).status, 403);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(site.hypervisor.counters.channels, before + 1, 'nothing is opened for a request without the token');
+  });
 });
