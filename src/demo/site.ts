@@ -30,6 +30,8 @@ export interface DemoSite {
   libvirtUri: string;
   knownHostsFile: string;
   identityFile: string;
+  /** An ssh_config naming `demo-jump` and `demo-kvm` (ProxyJump demo-jump), so the CLI works on the demo with `-F`. */
+  sshConfigFile: string;
   /** The private temp dir (0700) holding the key and known_hosts; removed by stop(). */
   dir: string;
   /** The demo user's password on the hypervisor (the hops authenticate with the key). */
@@ -155,6 +157,9 @@ export async function startDemoSite(opts: DemoSiteOptions = {}): Promise<DemoSit
 
     const knownHostsFile = join(dir, 'known_hosts');
     await writeFile(knownHostsFile, `${knownHostsLine(jump)}\n${knownHostsLine(hypervisor)}\n`, { mode: 0o600 });
+    const sshConfigFile = join(dir, 'ssh_config');
+    const common = `  HostName ${LOOPBACK}\n  User ${DEMO_USER}\n  IdentityFile ${identityFile}\n  IdentitiesOnly yes\n  IdentityAgent none\n  UserKnownHostsFile ${knownHostsFile}\n  StrictHostKeyChecking yes\n  BatchMode yes\n`;
+    await writeFile(sshConfigFile, `Host demo-jump\n  Port ${jump.port}\n${common}\nHost ${DEMO_HOST_NAME}\n  Port ${hypervisor.port}\n  ProxyJump demo-jump\n${common}`, { mode: 0o600 });
 
     const hops: HopSpec[] = [
       { label: 'demo-jump', host: demoHost('demo-jump', jump.port, identityFile, knownHostsFile), transport: { kind: 'tcp' } },
@@ -171,6 +176,7 @@ export async function startDemoSite(opts: DemoSiteOptions = {}): Promise<DemoSit
       libvirtUri: DEMO_URI,
       knownHostsFile,
       identityFile,
+      sshConfigFile,
       dir,
       password,
       jump,

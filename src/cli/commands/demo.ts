@@ -5,9 +5,13 @@
  */
 import { serveUi, type UiOptions } from './ui.js';
 
-const BANNER = `vmdesk demo: an embedded DEMO site is running inside this process.
+const banner = (sshConfig: string) => `vmdesk demo: an embedded DEMO site is running inside this process.
   demo-jump (in-process SSH server) -> demo-kvm (in-process SSH server answering libvirt's commands)
   The VMs are simulated; their consoles are small built-in VNC servers. Nothing outside this process is touched.
+
+The CLI works on it too, while this runs (in another terminal):
+  vmdesk ls demo-kvm -F ${sshConfig}
+  vmdesk audit demo-kvm -F ${sshConfig}
 
 With your own hypervisors:
   vmdesk ui kvmhost                       this dashboard for a real host (ssh_config alias or user@host, -J jump)
@@ -27,7 +31,7 @@ export async function demoCommand(opts: UiOptions, ctx: { stopSignal: Promise<st
       chain: {},
       ui: opts,
       stopSignal: ctx.stopSignal,
-      banner: opts.json ? undefined : BANNER,
+      banner: opts.json ? undefined : banner(site.sshConfigFile),
     });
   } finally {
     await site.stop();
