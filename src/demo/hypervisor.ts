@@ -10,6 +10,8 @@
  * split into words and files live in memory. Never used by a real code path.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { QEMU_CONF_PATH } from '../libvirt/edits.js';
+import { DEFAULT_URI } from '../libvirt/virsh-argv.js';
 import { QEMU_PROCESS_SCRIPT } from '../libvirt/qemu-processes.js';
 import { splitCommandLine } from './command-line.js';
 import { demoInventory, type DemoDomain, type DemoInventory, type DemoNetwork, type DemoQemuProcess } from './demo-inventory.js';
@@ -79,11 +81,9 @@ interface LiveNetwork {
   live: DemoNetwork;
 }
 
-const DEFAULT_URI = 'qemu:///system';
 const DEFAULT_HOME = '/home/demo';
 const DEFAULT_SHUTDOWN_DELAY_MS = 1000;
 const VNC_PORT_MIN = 5900;
-const QEMU_CONF_PATH = '/etc/libvirt/qemu.conf';
 /** Where the first QEMU the demo starts gets its pid; each later one a bit further on. */
 const FIRST_QEMU_PID = 2214;
 /** `virsh version` of Debian 12, as captured in fixtures/libvirt/version.txt. */

@@ -233,8 +233,11 @@ export async function pinIp(exec: RemoteExec, uri: string, vm: string, host: str
   return { vm: name, network, mac: nic.mac, ip, action: plan.action, isLive: live };
 }
 
+/** Where libvirt's QEMU driver keeps its settings (vnc_listen, vnc_tls, ...). */
+export const QEMU_CONF_PATH = '/etc/libvirt/qemu.conf';
+
 /** The host's qemu.conf, or undefined when the SSH user may not read it. */
 export async function readQemuConf(exec: RemoteExec): Promise<string | undefined> {
-  const r = await exec(commandLine(['cat', '/etc/libvirt/qemu.conf']));
+  const r = await exec(commandLine(['cat', QEMU_CONF_PATH]));
   return r.code === 0 ? r.stdout.toString('utf8') : undefined;
 }

@@ -61,10 +61,11 @@ async function applyListen(h: ConnectedHost, vm: string, address: string, opts: 
   const progress = (line: string) => {
     if (!opts.json) process.stderr.write(`vmdesk: ${line}\n`);
   };
+  const shutdownTimeoutMs = timeoutMs(opts);
   const change = await changeListen(h.exec, h.uri, vm, address, {
     restart: opts.restart ?? false,
     force: opts.force ?? false,
-    ...(timeoutMs(opts) !== undefined ? { shutdownTimeoutMs: timeoutMs(opts)! } : {}),
+    ...(shutdownTimeoutMs !== undefined ? { shutdownTimeoutMs } : {}),
     confirmDestroy: () => confirm(`${vm} did not shut down cleanly. Power it off (virsh destroy)?`),
     progress,
   });
