@@ -277,6 +277,15 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// A reader that went away (`vmdesk ps --json | head -1`, `| true`) is not a failure of the command: the
+// rest of its output is dropped and it ends with its own exit status, as a C program ignoring SIGPIPE with
+// EPIPE-checked writes would. Node ignores SIGPIPE, so the closed pipe arrives here as an 'error' event.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+  });
+}
+
 main(process.argv).then(
   (code) => {
     process.exitCode = code;
