@@ -84,35 +84,51 @@ function bannerCells(vm: string): number {
   return `VMDESK-LAB GUEST ${vm} IP ${ip}`.length;
 }
 
-/** The banner row of what the page shows now; asserts light text on a mostly dark screen. */
+/**
+ * The banner row of what the page shows now; asserts light text on a mostly dark screen. The guest prints
+ * `IP none` until DHCP answers and clears its screen when its address changes, so this waits (however
+ * long DHCP took) for the most common row to be as wide as the banner that carries the address.
+ */
 async function shownBanner(p: Page, vm: string): Promise<{ banner: TextRow; rows: TextRow[] }> {
   await waitPainted(p, VMDESK_CANVAS, MIN_LIGHT, 30_000).catch((e: unknown) => {
     throw new Error(`${vm}'s console never showed light text on a dark screen`, { cause: e });
   });
-  const shot = await readCanvas(p);
-  assert.ok(shot, 'a canvas with pixels');
-  assert.ok(shot.dark > (shot.width * shot.height) / 2, `mostly dark: ${shot.dark} of ${shot.width * shot.height}`);
-  const rows = textRows(shot.glyphs, shot.width, shot.height);
+  return pollUntil(
+    async () => {
+      const shot = await readCanvas(p);
+      assert.ok(shot, 'a canvas with pixels');
+      assert.ok(shot.dark > (shot.width * shot.height) / 2, `mostly dark: ${shot.dark} of ${shot.width * shot.height}`);
+      const rows = textRows(shot.glyphs, shot.width, shot.height);
+      return { banner: addressBanner(rows, vm), rows };
+    },
+    { timeoutMs: 60_000, intervalMs: 500, what: `${vm}'s banner with its address on the page` },
+  );
+}
+
+/** The most common text row, which must be `bannerCells(vm)` wide: the width names the guest's name and address lengths. */
+function addressBanner(rows: readonly TextRow[], vm: string): TextRow {
   const banner = commonRow(rows);
   assert.ok(banner, `${vm}'s screen has text rows`);
-  // The banner's width in cells names the guest's name and address lengths; its pixels are compared below where a second client can look.
   assert.equal(Math.ceil(banner.extent / CELL_WIDTH), bannerCells(vm), `${vm}'s banner is ${bannerCells(vm)} cells wide`);
-  return { banner, rows };
+  return banner;
 }
 
 /** The banner row as an independent VNC client sees it, through `vmdesk vnc -d` (a TCP forward, not the browser path). */
 async function bannerViaForward(vm: string): Promise<TextRow> {
   const r = await vmdeskOk(lab, ['vnc', '-d', '--json', `kvmhost/${vm}`]);
   const port = (JSON.parse(r.stdout) as { forwards: { localPort: number }[] }).forwards[0]!.localPort;
-  const viewer = await RfbViewer.open(await lab.clientConnect('127.0.0.1', port));
-  try {
-    assert.equal(viewer.name, `QEMU (${vm})`);
-    const banner = commonRow(textRows(viewer.glyphs(), viewer.width, viewer.height));
-    assert.ok(banner, `${vm}'s screen through the forward has text`);
-    return banner;
-  } finally {
-    viewer.close();
-  }
+  return pollUntil(
+    async () => {
+      const viewer = await RfbViewer.open(await lab.clientConnect('127.0.0.1', port));
+      try {
+        assert.equal(viewer.name, `QEMU (${vm})`);
+        return addressBanner(textRows(viewer.glyphs(), viewer.width, viewer.height), vm);
+      } finally {
+        viewer.close();
+      }
+    },
+    { timeoutMs: 60_000, intervalMs: 500, what: `${vm}'s banner with its address through the forward` },
+  );
 }
 
 async function openConsole(vm: string, states: readonly string[] = ['connected']): Promise<string> {

@@ -59,9 +59,15 @@ nc -ll -p 3389 -e /bin/rdp-banner &
 # A VT drops keyboard input unless it is open: a reader keeps tty1 open in cooked mode, so the
 # line discipline echoes typed keys onto the VGA screen (the browser tests type and look).
 cat </dev/tty1 >/dev/null &
-printf '\\033[2J\\033[H' > /dev/tty0
+# The screen is cleared whenever the address changes, so once DHCP has answered it shows only
+# banners that carry the address (the browser tests read the most common row).
+shown=
 while :; do
   ip="$(cat /run/ip 2>/dev/null || echo none)"
+  if [ "$ip" != "$shown" ]; then
+    printf '\\033[2J\\033[H' > /dev/tty0
+    shown="$ip"
+  fi
   line="VMDESK-LAB GUEST $name IP $ip"
   printf '%s\\n' "$line" > /dev/tty0
   printf '%s\\n' "$line" > /dev/ttyS0
