@@ -63,6 +63,8 @@ function demoHost(alias: string, port: number, identityFile: string, knownHostsF
     proxyCommand: undefined,
     userKnownHostsFiles: [knownHostsFile],
     globalKnownHostsFiles: [],
+    revokedHostKeys: [],
+    checkHostIp: false,
     strictHostKeyChecking: 'yes',
     hashKnownHosts: false,
     hostKeyAlias: undefined,

@@ -564,7 +564,9 @@ export class SshChain extends EventEmitter {
         username: h.user,
         // RFC 4253 s8: the key is checked during key exchange, before any auth request is sent.
         hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
-          verifyHostKey(key, { hop, hopIndex: i, prompter, acceptNew: this.opts.acceptNewHostKey ?? false }).then(
+          // CheckHostIP needs the address a direct TCP hop reached; other transports have none (as in ssh(1)).
+          const remoteAddress = hop.transport.kind === 'tcp' ? (sock as net.Socket).remoteAddress : undefined;
+          verifyHostKey(key, { hop, hopIndex: i, prompter, acceptNew: this.opts.acceptNewHostKey ?? false, remoteAddress }).then(
             (err) => {
               if (err) hostKeyError = err;
               verify(err === null);

@@ -126,15 +126,26 @@ export async function knownKeyTypes(input: { host: string; port: number; files: 
 
 /** A known_hosts line for the key, without trailing newline; `hash` writes `|1|salt|hmac` like HashKnownHosts. */
 export function knownHostsLine(host: string, port: number, key: Buffer, opts: { hash?: boolean } = {}): string {
-  if (host === '' || UNSAFE_NAME_RE.test(host)) {
-    throw new VmdeskError('SSH_CONFIG_INVALID', `cannot record a host key for ${JSON.stringify(host)}`, {
-      context: { host, port },
-      hint: 'Host names and HostKeyAlias values must not contain spaces, commas or the pattern characters * ? ! | @ # [ ].',
-    });
-  }
-  const name = hostPattern(host, port);
-  const field = opts.hash ? hashedName(name, randomBytes(SHA1_BYTES)) : name;
-  return `${field} ${keyTypeOf(key)} ${key.toString('base64')}`;
+  return knownHostsLines([{ host, port }], key, opts)[0]!;
+}
+
+/**
+ * Lines recording one key under several names, as ssh(1) records `host,ip` for CheckHostIP:
+ * one `a,b` line, or with `hash` one hashed line per name (a hashed field holds a single name).
+ */
+export function knownHostsLines(names: readonly { host: string; port: number }[], key: Buffer, opts: { hash?: boolean } = {}): string[] {
+  const fields = names.map(({ host, port }) => {
+    if (host === '' || UNSAFE_NAME_RE.test(host)) {
+      throw new VmdeskError('SSH_CONFIG_INVALID', `cannot record a host key for ${JSON.stringify(host)}`, {
+        context: { host, port },
+        hint: 'Host names and HostKeyAlias values must not contain spaces, commas or the pattern characters * ? ! | @ # [ ].',
+      });
+    }
+    const name = hostPattern(host, port);
+    return opts.hash ? hashedName(name, randomBytes(SHA1_BYTES)) : name;
+  });
+  const keyFields = `${keyTypeOf(key)} ${key.toString('base64')}`;
+  return opts.hash ? fields.map((f) => `${f} ${keyFields}`) : [`${fields.join(',')} ${keyFields}`];
 }
 
 /** Appends one line to a known_hosts file, creating its folder (0700) and the file (0600) when missing. */
@@ -222,8 +233,8 @@ function scanFile(file: string, text: string, matcher: HostMatcher, out: HostEnt
   }
 }
 
-/** Decodes a line's key, or undefined when it is not a well-formed blob of the named type. */
-function decodeKey(typeName: string, base64: string): Buffer | undefined {
+/** Decodes a `type base64` key field pair, or undefined when it is not a well-formed blob of the named type. */
+export function decodeKey(typeName: string, base64: string): Buffer | undefined {
   // Buffer.from() silently drops invalid characters, so validate first.
   if (!BASE64_RE.test(base64)) return undefined;
   const blob = Buffer.from(base64, 'base64');

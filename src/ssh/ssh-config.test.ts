@@ -146,6 +146,8 @@ describe('parseSshGOutput (captured OpenSSH 9.2 output)', () => {
       proxyCommand: undefined,
       userKnownHostsFiles: ['/root/.ssh/kh_opts.example.org', '/tmp/vmdesk-ssh-config-fixtures/known_hosts2'],
       globalKnownHostsFiles: ['/etc/vmdesk/known_hosts'],
+      revokedHostKeys: [],
+      checkHostIp: false,
       strictHostKeyChecking: 'yes',
       hashKnownHosts: true,
       hostKeyAlias: undefined,
@@ -162,6 +164,29 @@ describe('parseSshGOutput (captured OpenSSH 9.2 output)', () => {
     assert.equal(off.connectTimeoutMs, 60_000);
     assert.deepEqual(off.userKnownHostsFiles, []);
     assert.equal(off.identityAgent, 'none');
+  });
+
+  test('host-key options: several known_hosts files, ~ and %-tokens, RevokedHostKeys, CheckHostIP', () => {
+    const files = parseSshGOutput('files', fixture('host-keys--files.ssh-G.txt'), CAPTURED_AS);
+    // ssh -G prints UserKnownHostsFile expanded (%k is the alias without HostKeyAlias)...
+    assert.deepEqual(files.userKnownHostsFiles, ['/root/.ssh/kh-files.lab-2222', '/tmp/vmdesk-ssh-config-fixtures/kh-files-root', '/root/.ssh/kh-root']);
+    // ...GlobalKnownHostsFile as written: ssh(1) expands only `~` there, never %-tokens.
+    assert.deepEqual(files.globalKnownHostsFiles, ['/root/.ssh/global_kh', '/etc/ssh/kh-%h']);
+    // OpenSSH 9.2 prints RevokedHostKeys raw; it is expanded like 9.4+ does.
+    assert.deepEqual(files.revokedHostKeys, ['/root/.ssh/revoked-files.lab']);
+    assert.deepEqual([files.checkHostIp, files.strictHostKeyChecking, files.hashKnownHosts, files.port], [true, 'accept-new', true, 2222]);
+
+    const alias = parseSshGOutput('alias', fixture('host-keys--alias.ssh-G.txt'), CAPTURED_AS);
+    // ssh(1) lowercases HostKeyAlias before printing and using it.
+    assert.deepEqual([alias.hostKeyAlias, alias.revokedHostKeys, alias.checkHostIp, alias.strictHostKeyChecking], ['console-alias', ['/etc/ssh/revoked.krl'], false, 'ask']);
+
+    const strict = Object.fromEntries(
+      ['yes', 'true', 'no', 'off', 'false', 'ask', 'new'].map((v) => [v, parseSshGOutput(`strict-${v}`, fixture(`host-keys--strict-${v}.ssh-G.txt`), CAPTURED_AS).strictHostKeyChecking]),
+    );
+    assert.deepEqual(strict, { yes: 'yes', true: 'yes', no: 'no', off: 'no', false: 'no', ask: 'ask', new: 'accept-new' });
+
+    const none = parseSshGOutput('strict-none', fixture('host-keys--strict-none.ssh-G.txt'), CAPTURED_AS);
+    assert.deepEqual([none.revokedHostKeys, none.globalKnownHostsFiles], [[], []]);
   });
 
   test('IdentityAgent $VAR reads the environment; unset means no agent', () => {
@@ -273,6 +298,14 @@ Host legacy
   ProxyJump ignored
   HostKeyAlias legacy-key
   StrictHostKeyChecking accept-new
+Host hostkeys
+  HostName hk.example
+  Port 2200
+  UserKnownHostsFile ~/.ssh/kh-%h-%p ${tmp}/kh-%k %d/kh2
+  GlobalKnownHostsFile ~/.ssh/global_kh /etc/ssh/kh-%h
+  RevokedHostKeys ~/.ssh/revoked-%h-%r
+  CheckHostIP yes
+  StrictHostKeyChecking off
 Host vm-*
   HostName 10.20.0.5
 Match host 10.20.0.*
@@ -283,7 +316,7 @@ Host *
   IdentityFile ~/.ssh/id_vmdesk
 `);
 
-  for (const dest of ['kvmhost', 'jump', 'bob@jump:23', 'legacy', 'vm-1', 'inc-vm', 'plain.example.org']) {
+  for (const dest of ['kvmhost', 'jump', 'bob@jump:23', 'legacy', 'vm-1', 'inc-vm', 'plain.example.org', 'hostkeys']) {
     test(`gives what ssh -G gives for ${dest}`, { skip: NO_SSH }, async () => {
       const viaSsh = await resolveHost(dest, { configFile: config });
       const viaFallback = await resolveHost(dest, { configFile: config, sshBinary: null });

@@ -309,6 +309,10 @@ function seconds(value: string | undefined, alias: string, key: string): number 
   return Number(value);
 }
 
+/**
+ * `ssh -G` prints a file list space-separated and unquoted, so a path containing a space cannot be
+ * told from two paths: it splits into two (documented in docs/config.md).
+ */
 function knownHostsList(lines: string[] | undefined, fallback: string[]): string[] {
   if (!lines) return fallback;
   const files = lines.flatMap((l) => l.split(/\s+/)).filter((f) => f !== '');
@@ -359,7 +363,12 @@ function buildResolvedHost(alias: string, values: OptionValues, local: LocalIden
     proxyJump,
     proxyCommand,
     userKnownHostsFiles: knownHostsList(values.get('userknownhostsfile'), [`${home}/.ssh/known_hosts`, `${home}/.ssh/known_hosts2`]),
-    globalKnownHostsFiles: knownHostsList(values.get('globalknownhostsfile'), ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2']),
+    // ssh -G prints these as written; ssh.c only expands `~` in them (tilde_expand_paths), with the passwd home.
+    globalKnownHostsFiles: knownHostsList(values.get('globalknownhostsfile'), ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2']).map((f) => expandTilde(f, local)),
+    // OpenSSH 9.4+ expands `~`, ${VAR} and %-tokens before the dump; 9.2 prints the value raw (and then
+    // opens it as written, so `~` there names a relative path): expanding here gives what both versions mean.
+    revokedHostKeys: knownHostsList(values.get('revokedhostkeys'), []).map((f) => expandClientPath(f, tokenSource, local, 'revokedhostkeys')),
+    checkHostIp: yesNo(first('checkhostip'), false),
     strictHostKeyChecking: strictness(first('stricthostkeychecking')),
     hashKnownHosts: yesNo(first('hashknownhosts'), false),
     hostKeyAlias,
@@ -646,7 +655,8 @@ async function resolveWithoutSsh(host: string, user: string | undefined, port: n
   knownHosts('userknownhostsfile', ['~/.ssh/known_hosts', '~/.ssh/known_hosts2'], true);
   knownHosts('globalknownhostsfile', ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'], false);
 
-  for (const key of ['identitiesonly', 'stricthostkeychecking', 'hashknownhosts', 'serveralivecountmax', 'batchmode', 'passwordauthentication', 'pubkeyauthentication']) {
+  set('revokedhostkeys', get('revokedhostkeys'));
+  for (const key of ['checkhostip', 'identitiesonly', 'stricthostkeychecking', 'hashknownhosts', 'serveralivecountmax', 'batchmode', 'passwordauthentication', 'pubkeyauthentication']) {
     set(key, get(key));
   }
   set('kbdinteractiveauthentication', get('kbdinteractiveauthentication') ?? get('challengeresponseauthentication'));

@@ -18,8 +18,14 @@ export interface ResolvedHost {
   proxyJump: string | undefined;
   /** ProxyCommand as written (tokens `%h %p %r` not yet expanded), undefined when none. */
   proxyCommand: string | undefined;
+  /** UserKnownHostsFile entries, expanded (`ssh -G` prints them so); the first one is where new keys are recorded. */
   userKnownHostsFiles: string[];
+  /** GlobalKnownHostsFile entries, `~` expanded (OpenSSH expands no %-tokens in them). */
   globalKnownHostsFiles: string[];
+  /** RevokedHostKeys files (plain public keys or KRLs), `~`, `${VAR}` and %-tokens expanded; empty for none. */
+  revokedHostKeys: string[];
+  /** CheckHostIP: also look the server's address up in known_hosts (direct TCP hops only, as in OpenSSH). */
+  checkHostIp: boolean;
   strictHostKeyChecking: 'yes' | 'no' | 'ask' | 'accept-new';
   hashKnownHosts: boolean;
   /** HostKeyAlias: the name looked up in known_hosts instead of the host name. */

@@ -20,6 +20,7 @@ export const EXIT = {
   NOT_FOUND: 9,
   VM_NOT_FOUND: 12,
   VM_NOT_RUNNING: 17,
+  HOST_KEY_REVOKED: 26,
 } as const;
 
 export type HopStateJson = 'up' | 'connecting' | 'down';
