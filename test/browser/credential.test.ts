@@ -137,7 +137,7 @@ describe('the dashboard credential in chromium: nothing another port of 127.0.0.
     await visitor.close();
     assert.ok(cookiesSeen.length > 0, 'the other server was visited');
     const cookie = cookiesSeen.find((c) => c !== undefined) ?? '';
-    const headers = cookie === '' ? {} : { cookie };
+    const headers: Record<string, string> = cookie === '' ? {} : { cookie };
     const origin = `http://127.0.0.1:${ui.port}`;
 
     assert.equal(await get(ui.port, '/api/hosts', headers), 401);
