@@ -68,9 +68,16 @@ describe('the dashboard credential in chromium: nothing another port of 127.0.0.
   let context: BrowserContext;
   let dashboard: Page;
   const problems: string[] = [];
+  /** Every command line the demo hypervisor ran. */
+  const commands: string[] = [];
 
   before(async () => {
     site = await startDemoSite();
+    const run = site.libvirt.run.bind(site.libvirt);
+    site.libvirt.run = (command, stdin) => {
+      commands.push(command);
+      return run(command, stdin);
+    };
     sessions = new HostSessions([{ name: site.hostName, dest: 'demo', uri: site.libvirtUri, planHops: async () => site.hops }]);
     ui = await startUiServer({ sessions, isDemo: true });
     other = http.createServer((req, res) => {
@@ -148,5 +155,25 @@ describe('the dashboard credential in chromium: nothing another port of 127.0.0.
     assert.equal(await upgrade(ui.port, `/ws/console?host=${site.hostName}&vm=win2016`, { ...headers, origin }), 401);
     // The dashboard kept working meanwhile, with its own credential.
     assert.equal(await dashboard.evaluate(() => document.body.dataset.live), 'live');
+  });
+
+  it('a console page another port navigates this tab to does not use the token the tab holds', { timeout: 60_000 }, async () => {
+    const tab = await context.newPage();
+    await tab.goto(ui.url('/'));
+    await tab.locator('tr[data-vm="win2016"]').waitFor({ timeout: 30_000 });
+    await tab.goto(`http://127.0.0.1:${otherPort}/`);
+    commands.length = 0;
+    const target = `http://127.0.0.1:${ui.port}/console?host=${site.hostName}&vm=win2016`;
+    await tab.evaluate((u) => {
+      location.href = u;
+    }, target);
+    await tab.waitForURL(target);
+    await tab.locator('body[data-state="disconnected"]').waitFor({ timeout: 15_000 });
+    assert.match(await tab.locator('#overlay').innerText(), /access link/);
+    assert.deepEqual(commands, [], 'nothing ran on the hypervisor');
+    // Opened from the dashboard (the same origin), the same tab still works.
+    await tab.goto(ui.url('/'));
+    await tab.locator('tr[data-vm="win2016"]').waitFor({ timeout: 30_000 });
+    await tab.close();
   });
 });
