@@ -103,6 +103,15 @@ function sendJson(res: ServerResponse, status: number, value: unknown): void {
   send(res, status, JSON.stringify(value), 'application/json; charset=utf-8');
 }
 
+/** The request target as a URL, or undefined when it is not one (`//[`: `new URL` throws on it). */
+function requestUrl(req: IncomingMessage): URL | undefined {
+  try {
+    return new URL(req.url ?? '/', 'http://x');
+  } catch {
+    return undefined;
+  }
+}
+
 /** Splits `/api/hosts/H/vms/V/rdp` into decoded segments; undefined when a segment is not valid percent-encoding. */
 function segments(pathname: string): string[] | undefined {
   try {
@@ -240,7 +249,8 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!isHostAllowed(req, allowed)) throw forbidden('this server answers only to its own address (Host header refused)');
-    const url = new URL(req.url ?? '/', 'http://x');
+    const url = requestUrl(req);
+    if (!url) throw new HttpError({ code: 'UI_BAD_REQUEST', message: 'the request target is not a URL path' });
     const method = req.method ?? 'GET';
     if (url.pathname.startsWith('/assets/')) {
       if (method !== 'GET' && method !== 'HEAD') throw new HttpError({ code: 'UI_METHOD', message: 'use GET' });
@@ -273,7 +283,7 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       const e = err instanceof HttpError ? err : err instanceof BodyError ? new HttpError({ code: err.code, message: err.message }, err.status) : new HttpError(errorView(err));
-      if (e.status >= 500 && !(err instanceof VmdeskError)) log(`ui: ${req.method} ${new URL(req.url ?? '/', 'http://x').pathname}: ${(err as Error)?.stack ?? String(err)}`);
+      if (e.status >= 500 && !(err instanceof VmdeskError)) log(`ui: ${req.method} ${requestUrl(req)?.pathname ?? '?'}: ${(err as Error)?.stack ?? String(err)}`);
       if (res.headersSent) return void res.destroy();
       // A refused body may still be arriving: answer, then close rather than read the rest.
       if (err instanceof BodyError && !req.complete) res.setHeader('connection', 'close');
@@ -287,8 +297,9 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
       socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     };
     socket.on('error', () => {});
-    const url = new URL(req.url ?? '/', 'http://x');
+    const url = requestUrl(req);
     if (!isHostAllowed(req, allowed) || !isOriginAllowed(req, allowed)) return refuse(403, 'Forbidden');
+    if (!url) return refuse(400, 'Bad Request');
     const bearer = bearerOf(req, token);
     if (bearer === 'invalid') return refuse(401, 'Unauthorized');
     if (url.pathname !== '/ws/console') return refuse(bearer === 'valid' ? 404 : 401, bearer === 'valid' ? 'Not Found' : 'Unauthorized');

@@ -8,6 +8,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { WebSocket } from 'ws';
 import { startDemoSite, type DemoSite } from '../../src/demo/site.js';
 import { HostSessions, startUiServer, type UiServer } from '../../src/server/index.js';
@@ -287,6 +288,21 @@ describe('UI server', () => {
     assert.equal(big.status, 413);
     assert.equal(errorCode(big), 'UI_BODY_TOO_LARGE');
     assert.deepEqual(logged, [], 'nothing logged for a client\'s bad input');
+  });
+
+  it('answers a request target that is not a URL 400 (HTTP and upgrade), and keeps serving', async () => {
+    const raw = (extra: string) =>
+      new Promise<string>((resolve, reject) => {
+        const sock = net.connect(ui.port, '127.0.0.1', () => sock.write(`GET //[ HTTP/1.1\r\nHost: 127.0.0.1:${ui.port}\r\n${extra}Connection: close\r\n\r\n`));
+        let out = '';
+        sock.on('data', (d: Buffer) => (out += d.toString('latin1')));
+        sock.on('close', () => resolve(out.split('\r\n')[0]!));
+        sock.on('error', reject);
+      });
+    assert.equal(await raw(''), 'HTTP/1.1 400 Bad Request');
+    assert.equal(await raw(`Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: ${origin}\r\n`), 'HTTP/1.1 400 Bad Request');
+    assert.equal((await request(ui.port, '/api/hosts', { headers: bearer })).status, 200, 'still serving');
+    assert.deepEqual(logged, []);
   });
 
   it('lists the demo VMs through the two-hop chain', async () => {
