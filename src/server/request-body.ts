@@ -77,7 +77,7 @@ export function checkBody<S extends BodyShape>(value: unknown, shape: S): BodyOf
     if (!Object.hasOwn(shape, key)) throw new BodyError('UI_BODY_INVALID', `unknown field ${JSON.stringify(key).slice(0, 60)} in the request body`);
   }
   for (const [key, spec] of Object.entries(shape)) {
-    const v = record[key];
+    const v = Object.hasOwn(record, key) ? record[key] : undefined;
     if (v === undefined) {
       if (spec.isRequired === true) throw new BodyError('UI_BODY_INVALID', `the request body needs the field "${key}"`);
       continue;
