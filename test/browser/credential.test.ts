@@ -9,8 +9,12 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { WebSocket } from 'ws';
 import { startDemoSite, type DemoSite } from '../../src/demo/site.js';
@@ -155,6 +159,20 @@ describe('the dashboard credential in chromium: nothing another port of 127.0.0.
     assert.equal(await upgrade(ui.port, `/ws/console?host=${site.hostName}&vm=win2016`, { ...headers, origin }), 401);
     // The dashboard kept working meanwhile, with its own credential.
     assert.equal(await dashboard.evaluate(() => document.body.dataset.live), 'live');
+  });
+
+  it("a console opened through vmdesk's redirect file connects, and again after a reload", { timeout: 60_000 }, async () => {
+    // What `vmdesk vnc --browser` hands the browser (src/cli/browser.ts): a file:// page, so the console's request is cross-site.
+    const dir = mkdtempSync(join(tmpdir(), 'vmdesk-open-'));
+    const file = join(dir, 'open.html');
+    writeFileSync(file, `<!doctype html><meta http-equiv="refresh" content="0;url=${ui.url(`/console?host=${site.hostName}&vm=win2016`)}">`);
+    const tab = await context.newPage();
+    await tab.goto(pathToFileURL(file).href);
+    await tab.waitForURL((u) => u.pathname === '/console' && !u.hash.includes('token='));
+    await tab.locator('body[data-state="connected"]').waitFor({ timeout: 30_000 });
+    await tab.reload();
+    await tab.locator('body[data-state="connected"]').waitFor({ timeout: 30_000 });
+    await tab.close();
   });
 
   it('a console page another port navigates this tab to does not use the token the tab holds', { timeout: 60_000 }, async () => {
