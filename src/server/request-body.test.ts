@@ -48,5 +48,14 @@ describe('readJsonBody', () => {
     await assert.rejects(readJsonBody(fakeRequest(['{'])), (e: unknown) => e instanceof BodyError && e.code === 'UI_BODY_NOT_JSON' && e.status === 400);
     await assert.rejects(readJsonBody(fakeRequest(['x'.repeat(10), 'x'.repeat(10)]), 16), (e: unknown) => e instanceof BodyError && e.code === 'UI_BODY_TOO_LARGE' && e.status === 413);
     await assert.rejects(readJsonBody(fakeRequest([], { 'content-length': '17' }), 16), (e: unknown) => e instanceof BodyError && e.code === 'UI_BODY_TOO_LARGE');
+    const cut = Object.assign(
+      new Readable({
+        read() {
+          this.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+        },
+      }),
+      { headers: {} },
+    ) as unknown as IncomingMessage;
+    await assert.rejects(readJsonBody(cut), (e: unknown) => e instanceof BodyError && e.code === 'UI_BODY_NOT_JSON');
   });
 });

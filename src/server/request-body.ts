@@ -48,10 +48,16 @@ export async function readJsonBody(req: IncomingMessage, maxBytes = MAX_BODY_BYT
   if (declared > maxBytes) throw tooLarge();
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > maxBytes) throw tooLarge();
-    chunks.push(chunk);
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > maxBytes) throw tooLarge();
+      chunks.push(chunk);
+    }
+  } catch (err) {
+    if (err instanceof BodyError) throw err;
+    // The client went away mid-body ('aborted', ECONNRESET): its doing, not a fault of ours to log.
+    throw new BodyError('UI_BODY_NOT_JSON', 'the request body was cut off');
   }
   if (size === 0) return {};
   try {
