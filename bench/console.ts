@@ -3,7 +3,7 @@
  * the client's namespace and win2016's VNC console two hops away.
  *
  * (a) Opening a console: from `page.goto` of vmdesk's console page
- *     (`vmdesk ui kvmhost`, session cookie already set) to the guest's screen
+ *     (`vmdesk ui kvmhost`, the token in the link's fragment) to the guest's screen
  *     painted on the canvas (light banner text on the dark VGA screen).
  * (b) The usual alternative, in the same run, alternating with (a): Debian's
  *     `websockify` on the hypervisor serving Debian's noVNC 1.3 and bridging
@@ -30,7 +30,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Browser, BrowserContext, Cookie, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { chromiumSkipReason, launchChromium } from '../test/browser/chromium.js';
 import {
   NOVNC_CANVAS,
@@ -39,7 +39,6 @@ import {
   consolePath,
   installProbe,
   pageTimeline,
-  signIn,
   startUi,
   waitChanged,
   waitConsoleState,
@@ -127,17 +126,16 @@ async function startWebsockify(hv: Hypervisor, target: number): Promise<ChildPro
   return child;
 }
 
-/** A fresh context (nothing cached) with the probe, and vmdesk's session cookie when given. */
-async function freshPage(browser: Browser, cookies: Cookie[]): Promise<{ context: BrowserContext; page: Page }> {
+/** A fresh context (nothing cached, nothing stored) with the probe. */
+async function freshPage(browser: Browser): Promise<{ context: BrowserContext; page: Page }> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   await installProbe(context);
-  if (cookies.length > 0) await context.addCookies(cookies);
   return { context, page: await context.newPage() };
 }
 
 /** Navigation to the guest's screen painted, in ms (wall clock of this process), with the page's own milestones. */
-async function timeOpen(browser: Browser, url: string, selector: string, cookies: Cookie[]): Promise<Omit<OpenRun, 'tool' | 'rep'>> {
-  const { context, page } = await freshPage(browser, cookies);
+async function timeOpen(browser: Browser, url: string, selector: string): Promise<Omit<OpenRun, 'tool' | 'rep'>> {
+  const { context, page } = await freshPage(browser);
   try {
     const started = performance.now();
     await page.goto(url, { waitUntil: 'commit', timeout: 30_000 });
@@ -253,11 +251,8 @@ export async function benchConsole(b: BenchLab, opts: { reps: number; keyReps: n
     const port = await vncPort(hv);
     ui = await startUi(b.lab, ['ui', '-F', b.sshConfigPath, 'kvmhost']);
     browser = await launchChromium({ netns: NAMESPACES.client });
-    const signedIn = await browser.newContext();
-    await signIn(await signedIn.newPage(), ui.url);
-    const cookies = await signedIn.cookies();
-    await signedIn.close();
-    const vmdeskUrl = `${ui.origin}${consolePath('kvmhost', VM)}`;
+    // A fresh tab has no stored token: the console link carries it in its fragment, as the dashboard's links do.
+    const vmdeskUrl = `${ui.origin}${consolePath('kvmhost', VM)}${new URL(ui.url).hash}`;
 
     let novncUrl: string | undefined;
     if (!whyNoPeer) {
@@ -265,23 +260,23 @@ export async function benchConsole(b: BenchLab, opts: { reps: number; keyReps: n
       sshForward = await openOpenSshForward(b, NOVNC_LOCAL_PORT, WEBSOCKIFY_PORT);
       novncUrl = `http://127.0.0.1:${NOVNC_LOCAL_PORT}/vnc.html?autoconnect=1&host=127.0.0.1&port=${NOVNC_LOCAL_PORT}&path=websockify`;
     }
-    const tools: { tool: OpenTool; url: string; selector: string; cookies: Cookie[] }[] = [
-      { tool: 'vmdesk', url: vmdeskUrl, selector: VMDESK_CANVAS, cookies },
-      ...(novncUrl ? [{ tool: 'novnc' as const, url: novncUrl, selector: NOVNC_CANVAS, cookies: [] }] : []),
+    const tools: { tool: OpenTool; url: string; selector: string }[] = [
+      { tool: 'vmdesk', url: vmdeskUrl, selector: VMDESK_CANVAS },
+      ...(novncUrl ? [{ tool: 'novnc' as const, url: novncUrl, selector: NOVNC_CANVAS }] : []),
     ];
 
     // (a) and (b): one untimed open each (vmdesk's chain to kvmhost, websockify's first request), then alternating.
-    for (const t of tools) await timeOpen(browser, t.url, t.selector, t.cookies);
+    for (const t of tools) await timeOpen(browser, t.url, t.selector);
     for (let rep = 0; rep < opts.reps; rep++) {
       for (const t of rep % 2 === 0 ? tools : [...tools].reverse()) {
-        const r = await timeOpen(browser, t.url, t.selector, t.cookies);
+        const r = await timeOpen(browser, t.url, t.selector);
         opens.push({ tool: t.tool, rep, ...r });
         console.log(`  open ${t.tool.padEnd(6)} rep ${rep + 1}: ${fmt(r.ms)} ms (${describeTimeline(r.timeline)})`);
       }
     }
 
     // (c): both clients connected to win2016 for the whole series.
-    const { page } = await freshPage(browser, cookies);
+    const { page } = await freshPage(browser);
     await page.goto(vmdeskUrl);
     await waitConsoleState(page, ['connected'], 30_000);
     await waitPainted(page, VMDESK_CANVAS, MIN_LIGHT, 30_000);

@@ -17,7 +17,7 @@ try {
   await Promise.all([
     build({
       absWorkingDir: root,
-      entryPoints: ['dashboard', 'console-boot', 'console', 'login'].map((name) => join(web, `${name}.ts`)),
+      entryPoints: ['dashboard', 'console-boot', 'console'].map((name) => join(web, `${name}.ts`)),
       outdir: assets,
       entryNames: '[name]',
       format: 'esm',
@@ -31,7 +31,7 @@ try {
       logLevel: 'error',
     }),
     copyFile(join(web, 'style.css'), join(assets, 'style.css')),
-    ...['index.html', 'console.html', 'login.html'].map((page) => copyFile(join(web, page), join(out, page))),
+    ...['index.html', 'console.html'].map((page) => copyFile(join(web, page), join(out, page))),
   ]);
 } catch (err) {
   // esbuild has already printed its diagnostics (logLevel 'error'); fs errors have not.

@@ -1,5 +1,6 @@
 // The server's HTTP API as docs/ui.md defines it. These shapes are copied, not
 // imported: web/ never imports src/ (the bundle must not pull in Node code).
+import { NEEDS_LINK, sessionToken } from './session';
 
 export interface HopView {
   label: string;
@@ -50,6 +51,8 @@ export interface VmsReply { host: string; vms: VmView[] }
 export interface VmReply { vm: VmView }
 export interface RdpReply { tunnelId: string; address: string; port: number; rdpFile: string }
 export interface TunnelsEvent { tunnels: TunnelView[] }
+export interface TicketReply { ticket: string; expiresInMs: number }
+export type TicketPurpose = { purpose: 'events' } | { purpose: 'console'; host: string; vm: string };
 
 /** An error answer of the API, or a transport failure (`code` NETWORK / HTTP_n). */
 export class ApiError extends Error {
@@ -73,18 +76,32 @@ export function vmPath(host: string, vm: string): string {
   return `${vmsPath(host)}/${encodeURIComponent(vm)}`;
 }
 
+/**
+ * A console page's link. It opens in a new tab without an opener, which
+ * starts with an empty sessionStorage: the token goes along in the fragment
+ * (never sent to a server), as in the link vmdesk prints.
+ */
 export function consoleHref(host: string, vm: string): string {
-  return `/console?${new URLSearchParams({ host, vm }).toString()}`;
+  const token = sessionToken();
+  return `/console?${new URLSearchParams({ host, vm }).toString()}${token === undefined ? '' : `#token=${encodeURIComponent(token)}`}`;
+}
+
+/** An authenticated request: the token as a bearer header, never a cookie (credentials: 'omit'). */
+async function authFetch(path: string, init?: RequestInit): Promise<Response> {
+  const token = sessionToken();
+  if (token === undefined) throw new ApiError('UI_UNAUTHORIZED', NEEDS_LINK, undefined, 401);
+  const headers = new Headers(init?.headers);
+  headers.set('authorization', `Bearer ${token}`);
+  try {
+    return await fetch(path, { ...init, headers, credentials: 'omit' });
+  } catch (err) {
+    throw new ApiError('NETWORK', 'vmdesk did not answer (is `vmdesk ui` still running?)', undefined, 0, { cause: err });
+  }
 }
 
 /** Fetches JSON; any non-2xx answer becomes an ApiError carrying the server's code, message and hint. */
 export async function fetchJson<T>(path: string, init?: RequestInit): Promise<T> {
-  let res: Response;
-  try {
-    res = await fetch(path, { credentials: 'same-origin', ...init });
-  } catch (err) {
-    throw new ApiError('NETWORK', 'vmdesk did not answer (is `vmdesk ui` still running?)', undefined, 0, { cause: err });
-  }
+  const res = await authFetch(path, init);
   const text = await res.text();
   let body: unknown;
   try {
@@ -94,8 +111,8 @@ export async function fetchJson<T>(path: string, init?: RequestInit): Promise<T>
   }
   if (!res.ok) {
     const e = (body as { error?: { code?: unknown; message?: unknown; hint?: unknown } } | undefined)?.error;
-    if (res.status === 403 && e === undefined) {
-      throw new ApiError('FORBIDDEN', 'This page lost its vmdesk session (the server was restarted?). Open the link `vmdesk ui` printed again.', undefined, 403);
+    if (res.status === 401) {
+      throw new ApiError('UI_UNAUTHORIZED', 'vmdesk refused this page\'s token (the server was restarted?). Open the link `vmdesk ui` printed again.', undefined, 401);
     }
     throw new ApiError(
       typeof e?.code === 'string' ? e.code : `HTTP_${res.status}`,
@@ -107,11 +124,28 @@ export async function fetchJson<T>(path: string, init?: RequestInit): Promise<T>
   return body as T;
 }
 
-/** POSTs a JSON body; the server demands content-type JSON and a same-origin Origin (browsers add it). */
+/** POSTs a JSON body; the server demands a same-origin Origin (browsers add it). */
 export function postJson<T>(path: string, body: unknown): Promise<T> {
   return fetchJson<T>(path, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(body),
   });
+}
+
+/** A single-use ticket for the one WebSocket or EventSource that cannot carry the bearer header. */
+export async function fetchTicket(purpose: TicketPurpose): Promise<string> {
+  return (await postJson<TicketReply>('/api/tickets', purpose)).ticket;
+}
+
+/** Downloads an authenticated file (a plain link would carry no token) as `fileName`. */
+export async function downloadFile(path: string, fileName: string): Promise<void> {
+  const res = await authFetch(path);
+  if (!res.ok) throw new ApiError(`HTTP_${res.status}`, `vmdesk answered ${res.status} ${res.statusText}`, undefined, res.status);
+  const url = URL.createObjectURL(await res.blob());
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = fileName;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }

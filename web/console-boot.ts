@@ -1,7 +1,12 @@
-/** Runs first on the console page: opens the console's WebSocket while the noVNC bundle loads (see console-socket.ts). */
-import { BufferedChannel, consoleUrl } from './console-socket.js';
+/** Runs first on the console page: fetches a ticket and opens the console's WebSocket while the noVNC bundle loads (see console-socket.ts). */
+import { openConsoleSocket } from './console-socket.js';
 
 const params = new URLSearchParams(location.search);
 const host = params.get('host');
 const vm = params.get('vm');
-if (host && vm) window.vmdeskEarlyConsole = new BufferedChannel(consoleUrl(location, host, vm));
+if (host && vm && window.vmdeskConsoleStarted !== true) {
+  const socket = openConsoleSocket(location, host, vm);
+  // console.ts takes it (and its failure) on its first attempt.
+  socket.catch(() => {});
+  window.vmdeskEarlyConsole = { host, vm, socket };
+}

@@ -5,11 +5,30 @@
  * following it. Whatever arrives before noVNC attaches is kept and replayed
  * in order, so it sees the stream from its first byte. noVNC accepts any
  * object with a WebSocket's send, close, binaryType, on-handlers, protocol and readyState.
+ *
+ * A WebSocket cannot carry the bearer header, so each socket first fetches a
+ * single-use ticket for its console (an authenticated, Origin-checked POST,
+ * which also lets the server start the console's lookup) and presents it in
+ * the URL.
  */
+import { fetchTicket } from './api';
 
-export function consoleUrl(loc: Location, host: string, vm: string): string {
+export function consoleUrl(loc: Location, host: string, vm: string, ticket: string): string {
   const scheme = loc.protocol === 'https:' ? 'wss' : 'ws';
-  return `${scheme}://${loc.host}/ws/console?host=${encodeURIComponent(host)}&vm=${encodeURIComponent(vm)}`;
+  return `${scheme}://${loc.host}/ws/console?${new URLSearchParams({ host, vm, ticket }).toString()}`;
+}
+
+/** A ticket, then the socket it opens; rejects with the ticket request's ApiError. */
+export async function openConsoleSocket(loc: Location, host: string, vm: string): Promise<BufferedChannel> {
+  const ticket = await fetchTicket({ purpose: 'console', host, vm });
+  return new BufferedChannel(consoleUrl(loc, host, vm, ticket));
+}
+
+/** The socket console-boot.ts started for `host`/`vm`, for the page's first attempt. */
+export interface EarlyConsole {
+  host: string;
+  vm: string;
+  socket: Promise<BufferedChannel>;
 }
 
 type Handler<E extends Event> = ((e: E) => void) | null;
@@ -122,6 +141,8 @@ export class BufferedChannel {
 declare global {
   interface Window {
     /** The socket console-boot.ts opened before the bundle loaded. */
-    vmdeskEarlyConsole?: BufferedChannel;
+    vmdeskEarlyConsole?: EarlyConsole;
+    /** Set once console.ts runs: a boot script that runs later opens nothing. */
+    vmdeskConsoleStarted?: boolean;
   }
 }

@@ -5,9 +5,10 @@
 //   connecting -> connected -> disconnected -> (backoff) -> connecting ...
 //   connecting -> password -> connecting          (credentialsrequired)
 //   connecting -> disconnected, no retry           (securityfailure: the user acts)
-import { BufferedChannel, consoleUrl } from './console-socket.js';
+import { openConsoleSocket, type BufferedChannel } from './console-socket.js';
 import RFB from '@novnc/novnc';
 import { ApiError, fetchJson, vmPath, type VmReply } from './api';
+import { NEEDS_LINK } from './session';
 import { byId, h, replace } from './dom';
 import { COMBOS, comboEvents, keysymsForText, type KeyEvent } from './keysyms';
 import { Backoff, SLOW_DELAY_MS, isCurable, parseCloseReason } from './reconnect';
@@ -103,20 +104,16 @@ function clearTimers(): void {
 
 // ---- connecting ----
 
-function wsUrl(): string {
-  return consoleUrl(location, host, vm);
-}
-
-/** The socket for this attempt: the one console-boot.ts opened early (first attempt only), else a new one. */
-function openSocket(): BufferedChannel {
+/** The socket for this attempt: the one console-boot.ts opened early (first attempt only), else a new ticket and socket. */
+function openSocket(): Promise<BufferedChannel> {
   const early = window.vmdeskEarlyConsole;
   window.vmdeskEarlyConsole = undefined;
-  if (early && early.url === wsUrl()) return early;
-  early?.close();
-  return new BufferedChannel(wsUrl());
+  if (early && early.host === host && early.vm === vm) return early.socket;
+  void early?.socket.then((s) => s.close(), () => {});
+  return openConsoleSocket(location, host, vm);
 }
 
-function connect(): void {
+async function connect(): Promise<void> {
   clearTimers();
   if (rfb !== null) {
     const old = rfb;
@@ -135,9 +132,20 @@ function connect(): void {
   // Registered before noVNC sets onclose, so this listener runs first.
   let closed: CloseEvent | null = null;
   let securityFailure: string | null = null;
+  let ws: BufferedChannel;
+  try {
+    ws = await openSocket();
+  } catch {
+    // No ticket (the token was refused, or vmdesk is gone): onDrop asks the server why and says so.
+    if (gen === generation) void onDrop(gen, 0, null, null, null);
+    return;
+  }
+  if (gen !== generation) {
+    ws.close();
+    return;
+  }
   let r: RFB;
   try {
-    const ws = openSocket();
     closed = ws.closeEvent;
     ws.addEventListener('close', (e) => {
       closed = e;
@@ -237,6 +245,13 @@ async function onDrop(
     code = e.code;
     text = e.message;
     hint = e.hint;
+    if (e.code === 'UI_UNAUTHORIZED') {
+      // No retry cures a missing or refused token: the person needs the link again.
+      if (gen !== generation) return;
+      setState('disconnected', `disconnected: ${text}`);
+      showOverlay({ text, hint: text === NEEDS_LINK ? undefined : NEEDS_LINK, retryLabel: 'Try again' });
+      return;
+    }
   }
   if (gen !== generation) return; // the user reconnected meanwhile
   if (code !== null && !isCurable(code)) delayMs = Math.max(delayMs, SLOW_DELAY_MS);
@@ -255,7 +270,7 @@ function scheduleRetry(delayMs: number, reason: string, hint: string | undefined
   showOverlay({ text: reason, hint, retryLabel: 'Reconnect now' });
   tick();
   countdownTimer = setInterval(tick, 1000);
-  retryTimer = setTimeout(connect, delayMs);
+  retryTimer = setTimeout(() => void connect(), delayMs);
 }
 
 // ---- controls ----
@@ -366,11 +381,12 @@ function wireControls(): void {
   });
   retryBtn.addEventListener('click', () => {
     backoff.reset();
-    connect();
+    void connect();
   });
 }
 
 function main(): void {
+  window.vmdeskConsoleStarted = true;
   wireControls();
   applyScale();
   applyViewOnly();
@@ -383,7 +399,7 @@ function main(): void {
   document.title = `${vm} — vmdesk`;
   byId('vm-name').textContent = vm;
   replace(byId('host-name'), 'on ', h('span', null, host));
-  connect();
+  void connect();
 }
 
 main();

@@ -2,7 +2,9 @@
 import {
   ApiError,
   consoleHref,
+  downloadFile,
   fetchJson,
+  fetchTicket,
   postJson,
   vmPath,
   vmsPath,
@@ -335,7 +337,7 @@ async function startRdp(host: string, vm: VmView, button: HTMLButtonElement, out
         { className: 'rdp-out' },
         'RDP at ',
         h('code', { className: 'rdp-address' }, reply.address),
-        h('a', { className: 'btn btn-small', attrs: { href: reply.rdpFile, download: `${vm.name}.rdp` } }, 'Download .rdp'),
+        rdpDownload(reply.rdpFile, `${vm.name}.rdp`, out),
       ),
     );
   } catch (err) {
@@ -343,6 +345,16 @@ async function startRdp(host: string, vm: VmView, button: HTMLButtonElement, out
   } finally {
     button.disabled = false;
   }
+}
+
+/** The .rdp link: fetched with the token on click (a plain download would carry none). */
+function rdpDownload(path: string, fileName: string, out: HTMLElement): HTMLElement {
+  const a = h('a', { className: 'btn btn-small', attrs: { href: path, download: fileName } }, 'Download .rdp');
+  a.addEventListener('click', (e) => {
+    e.preventDefault();
+    downloadFile(path, fileName).catch((err: unknown) => replace(out, errorBlock(err)));
+  });
+  return a;
 }
 
 const copyTimers = new WeakMap<HTMLButtonElement, ReturnType<typeof setTimeout>>();
@@ -423,8 +435,30 @@ function setLive(state: 'live' | 'reconnecting' | 'lost'): void {
   document.body.dataset.live = state;
 }
 
-function openEvents(): void {
-  const events = new EventSource('/api/events');
+const EVENTS_RETRY_MS = 2_000;
+
+/**
+ * One EventSource at a time, each opened with a fresh single-use ticket
+ * (EventSource cannot send the bearer header). Its own reconnect would
+ * present the used ticket again, so on any error this closes it and opens a
+ * new one with a new ticket; a refused ticket request (a restarted server)
+ * stops for good.
+ */
+async function openEvents(): Promise<void> {
+  let ticket: string;
+  try {
+    ticket = await fetchTicket({ purpose: 'events' });
+  } catch (err) {
+    if (err instanceof ApiError && err.code !== 'NETWORK') {
+      setLive('lost');
+      showPageError(`Live updates stopped: ${err.message}`);
+      return;
+    }
+    setLive('reconnecting');
+    setTimeout(() => void openEvents(), EVENTS_RETRY_MS);
+    return;
+  }
+  const events = new EventSource(`/api/events?ticket=${encodeURIComponent(ticket)}`);
   events.addEventListener('open', () => {
     setLive('live');
     showPageError(null);
@@ -432,13 +466,9 @@ function openEvents(): void {
   events.addEventListener('hosts', (e) => applyHosts(JSON.parse((e as MessageEvent<string>).data) as HostsReply));
   events.addEventListener('tunnels', (e) => renderTunnels((JSON.parse((e as MessageEvent<string>).data) as TunnelsEvent).tunnels));
   events.addEventListener('error', () => {
-    if (events.readyState === EventSource.CLOSED) {
-      // EventSource gives up on a non-200 answer (a 403 after a server restart) instead of retrying.
-      setLive('lost');
-      showPageError('Live updates stopped: vmdesk refused them or has exited. Run `vmdesk ui` again and open the new link.');
-    } else {
-      setLive('reconnecting');
-    }
+    events.close();
+    setLive('reconnecting');
+    setTimeout(() => void openEvents(), EVENTS_RETRY_MS);
   });
 }
 
@@ -451,4 +481,4 @@ async function start(): Promise<void> {
 }
 
 void start();
-openEvents();
+void openEvents();

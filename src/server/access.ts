@@ -1,9 +1,12 @@
 /**
- * Who may use the UI server: a random per-run token (cookie or bearer), and
- * requests addressed to this server by a page of this server. The Host check
- * defeats DNS rebinding (a hostile name resolving to 127.0.0.1 still sends its
- * own name as Host); the Origin check defeats cross-site WebSocket hijacking
- * and CSRF (browsers always send Origin on WebSocket handshakes and POSTs).
+ * Who may use the UI server: a random per-run token sent as
+ * `Authorization: Bearer` (never a cookie: cookies ignore ports, so every
+ * other server on 127.0.0.1 would receive it), single-use tickets for the
+ * WebSocket and the event stream, and requests addressed to this server by a
+ * page of this server. The Host check defeats DNS rebinding (a hostile name
+ * resolving to 127.0.0.1 still sends its own name as Host); the Origin check
+ * defeats cross-site WebSocket hijacking and CSRF (browsers always send Origin
+ * on WebSocket handshakes and POSTs).
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -15,26 +18,6 @@ export function newToken(): string {
   return randomBytes(32).toString('base64url');
 }
 
-/** Cookies ignore ports, so each server's cookie carries its port: two vmdesk UIs on one machine do not clobber each other. */
-export function cookieName(port: number): string {
-  return `vmdesk-${port}`;
-}
-
-/** The Set-Cookie value of a session: script-proof, same-site only, whole server. */
-export function sessionCookie(port: number, token: string): string {
-  return `${cookieName(port)}=${token}; Path=/; HttpOnly; SameSite=Strict`;
-}
-
-function cookieValue(header: string | undefined, name: string): string | undefined {
-  if (!header) return undefined;
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq < 0) continue;
-    if (part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-  }
-  return undefined;
-}
-
 /** Constant-time token comparison. */
 export function isTokenEqual(given: string | undefined, token: string): boolean {
   if (given === undefined) return false;
@@ -43,11 +26,72 @@ export function isTokenEqual(given: string | undefined, token: string): boolean 
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-/** True when the request carries the token, in this server's cookie or as `Authorization: Bearer`. */
-export function hasToken(req: IncomingMessage, port: number, token: string): boolean {
+/**
+ * What the request's `Authorization` header says: absent, the right bearer
+ * token, or anything else (another scheme, a wrong or empty token). A present
+ * header alone decides: a wrong one is refused, never passed on to a ticket
+ * or any other credential.
+ */
+export function bearerOf(req: IncomingMessage, token: string): 'absent' | 'valid' | 'invalid' {
   const auth = req.headers.authorization;
-  if (auth?.startsWith('Bearer ') && isTokenEqual(auth.slice(7).trim(), token)) return true;
-  return isTokenEqual(cookieValue(req.headers.cookie, cookieName(port)), token);
+  if (auth === undefined) return 'absent';
+  const m = /^Bearer +([^\s]+) *$/i.exec(auth);
+  return m && isTokenEqual(m[1], token) ? 'valid' : 'invalid';
+}
+
+/** What a ticket opens: the event stream, or one console's WebSocket. */
+export type TicketPurpose = { kind: 'events' } | { kind: 'console'; host: string; vm: string };
+
+function isSamePurpose(a: TicketPurpose, b: TicketPurpose): boolean {
+  if (a.kind === 'events' || b.kind === 'events') return a.kind === b.kind;
+  return a.host === b.host && a.vm === b.vm;
+}
+
+/** How long a ticket lives: it is fetched right before the socket or stream it opens. */
+export const TICKET_TTL_MS = 30_000;
+/** Outstanding tickets kept at most (each authenticated page takes one or two at a time). */
+const MAX_TICKETS = 1_000;
+
+/**
+ * Single-use, short-lived tickets for the two routes a browser cannot send a
+ * header to: `new WebSocket()` and `new EventSource()` take only a URL. A
+ * ticket is issued to a request that carried the bearer token and passed the
+ * Origin check, names what it opens, and is gone once presented (valid or
+ * not), so a ticket that leaks from a URL (devtools, a log) opens nothing.
+ * 256 random bits: a Map lookup by the ticket itself leaks nothing useful.
+ */
+export class TicketBook {
+  private readonly tickets = new Map<string, { purpose: TicketPurpose; expiresAt: number }>();
+
+  constructor(
+    private readonly now: () => number = Date.now,
+    readonly ttlMs = TICKET_TTL_MS,
+  ) {}
+
+  issue(purpose: TicketPurpose): string {
+    const t = this.now();
+    for (const [k, v] of this.tickets) if (v.expiresAt <= t) this.tickets.delete(k);
+    // The oldest go first when a client hoards tickets it never uses.
+    while (this.tickets.size >= MAX_TICKETS) this.tickets.delete(this.tickets.keys().next().value!);
+    const ticket = newToken();
+    this.tickets.set(ticket, { purpose, expiresAt: t + this.ttlMs });
+    return ticket;
+  }
+
+  /** True when `ticket` was issued for `purpose` and has not expired; it is used up either way. */
+  take(ticket: string | null, purpose: TicketPurpose): boolean {
+    if (ticket === null) return false;
+    const entry = this.tickets.get(ticket);
+    if (!entry) return false;
+    this.tickets.delete(ticket);
+    return entry.expiresAt > this.now() && isSamePurpose(entry.purpose, purpose);
+  }
+}
+
+/** True when `Sec-Fetch-Site` (sent by current browsers) says another site or origin made the request. */
+export function isCrossOriginFetch(req: IncomingMessage): boolean {
+  const site = req.headers['sec-fetch-site'];
+  return site !== undefined && site !== 'same-origin' && site !== 'none';
 }
 
 function hostPort(host: string, port: number): string {

@@ -2,17 +2,21 @@
  * The UI's HTTP server: the dashboard and console pages, a small JSON API,
  * Server-Sent Events for live state, and the console WebSocket. Every
  * request is checked here, in one place, before any route runs (docs/ui.md):
- * Host (DNS rebinding), token (cookie or bearer), Origin for WebSockets and
- * POSTs (hijacking, CSRF), and every response carries a strict CSP.
+ * Host (DNS rebinding), the bearer token (or a single-use ticket where a
+ * browser cannot send a header), Origin for WebSockets and POSTs (hijacking,
+ * CSRF), and every response carries a strict CSP. The two pages are static
+ * shells that hold nothing secret and start nothing: their scripts
+ * authenticate every call they make.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { VmdeskError } from '../errors.js';
-import { allowedHosts, hasToken, isHostAllowed, isOriginAllowed, isTokenEqual, newToken, sessionCookie } from './access.js';
+import { allowedHosts, bearerOf, isCrossOriginFetch, isHostAllowed, isOriginAllowed, newToken, TicketBook, type TicketPurpose } from './access.js';
 import { bridgeConsole } from './console-socket.js';
 import { errorView, type ErrorView, type HostSessions } from './host-sessions.js';
+import { BodyError, readBody } from './request-body.js';
 import { loadStaticFiles, type StaticFile } from './static-assets.js';
 
 export interface UiServerOptions {
@@ -28,6 +32,8 @@ export interface UiServerOptions {
   /** Where the built web bundle is (default: the package's dist/web). */
   staticRoot?: string;
   log?: (line: string) => void;
+  /** The clock tickets expire by (tests move it). */
+  now?: () => number;
 }
 
 export interface UiServer {
@@ -57,16 +63,16 @@ const SECURITY_HEADERS: Record<string, string> = {
   'x-frame-options': 'DENY',
   // No Cross-Origin-Opener-Policy: it made Chromium swap renderer processes when a console tab
   // opens (measured: the page's DOM ready 170-480 ms -> 60-160 ms without it). Framing is refused
-  // above, the links that open consoles are noopener, and the cookie is SameSite=Strict.
+  // above, the links that open consoles are noopener, and no cookie is ever set.
   'cache-control': 'no-store',
 };
 
-const MAX_BODY_BYTES = 16 * 1024;
 const EVENTS_TICK_MS = 1_000;
 const EVENTS_HEARTBEAT_MS = 25_000;
 
 /** HTTP status of an error code: the client's mistake, the VM's state, or the path to the host. */
 function statusOf(code: string): number {
+  if (code === 'UI_UNAUTHORIZED') return 401;
   if (code === 'UI_FORBIDDEN') return 403;
   if (code === 'UI_NOT_FOUND' || code === 'VM_NOT_FOUND' || code === 'USAGE') return 404;
   if (code === 'UI_BAD_REQUEST') return 400;
@@ -86,6 +92,7 @@ class HttpError extends Error {
 }
 
 const forbidden = (message: string) => new HttpError({ code: 'UI_FORBIDDEN', message });
+const unauthorized = (message: string) => new HttpError({ code: 'UI_UNAUTHORIZED', message, hint: 'open the link vmdesk printed (it ends in #token=...)' });
 
 function send(res: ServerResponse, status: number, body: string | Buffer, contentType: string, extra: Record<string, string> = {}): void {
   res.writeHead(status, { ...SECURITY_HEADERS, 'content-type': contentType, 'content-length': String(Buffer.byteLength(body)), ...extra });
@@ -96,19 +103,12 @@ function sendJson(res: ServerResponse, status: number, value: unknown): void {
   send(res, status, JSON.stringify(value), 'application/json; charset=utf-8');
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new HttpError({ code: 'UI_BAD_REQUEST', message: 'request body too large' }, 413);
-    chunks.push(chunk);
-  }
-  if (size === 0) return {};
+/** The request target as a URL, or undefined when it is not one (`//[`: `new URL` throws on it). */
+function requestUrl(req: IncomingMessage): URL | undefined {
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return new URL(req.url ?? '/', 'http://x');
   } catch {
-    throw new HttpError({ code: 'UI_BAD_REQUEST', message: 'the request body is not JSON' });
+    return undefined;
   }
 }
 
@@ -126,6 +126,7 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
   const bindAddress = opts.bindAddress ?? '127.0.0.1';
   const token = opts.token ?? newToken();
   const log = opts.log ?? (() => {});
+  const tickets = new TicketBook(opts.now);
   const files: Map<string, StaticFile> = loadStaticFiles(opts.staticRoot);
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 4 * 1024 * 1024 });
   const eventClients = new Set<ServerResponse>();
@@ -134,10 +135,13 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
 
   const hostsPayload = () => ({ demo: opts.isDemo ?? false, hosts: sessions.hostViews() });
 
-  function page(res: ServerResponse, name: string, status = 200): void {
+  function page(req: IncomingMessage, res: ServerResponse, name: string): void {
     const f = files.get(name);
     if (!f) throw new HttpError({ code: 'UI_NOT_FOUND', message: `${name} is missing from the web bundle` }, 500);
-    send(res, status, f.body, f.contentType);
+    // A page another site navigated this tab to is marked: its scripts then use only a token in its own link,
+    // never the tab's stored one, so that site cannot make the page act (web/session.ts).
+    const isForeign = isCrossOriginFetch(req);
+    send(res, 200, isForeign ? Buffer.from(f.body.toString('utf8').replace('<html lang="en">', '<html lang="en" data-entry="foreign">')) : f.body, f.contentType);
   }
 
   // ---- Server-Sent Events: state pushed on change, byte counters at most once a second.
@@ -194,6 +198,20 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
       expect('GET');
       return openEvents(req, res);
     }
+    if (parts.length === 2 && parts[1] === 'tickets') {
+      expect('POST');
+      const body = await readBody(req, { purpose: { type: 'string', isRequired: true, oneOf: ['events', 'console'] }, host: { type: 'string', maxLength: 1024 }, vm: { type: 'string', maxLength: 1024 } });
+      let purpose: TicketPurpose = { kind: 'events' };
+      if (body.purpose === 'console') {
+        if (!body.host || !body.vm) throw new BodyError('UI_BODY_INVALID', 'a console ticket needs "host" and "vm"');
+        purpose = { kind: 'console', host: body.host, vm: body.vm };
+        // The page opens this console's WebSocket right after: look the console up and open its channel now.
+        sessions.prepareConsole(body.host, body.vm);
+      } else if (body.host !== undefined || body.vm !== undefined) {
+        throw new BodyError('UI_BODY_INVALID', 'an events ticket takes no "host" or "vm"');
+      }
+      return sendJson(res, 200, { ticket: tickets.issue(purpose), expiresInMs: tickets.ttlMs });
+    }
     if (parts[1] === 'hosts' && parts[3] === 'vms' && parts[2] !== undefined) {
       const host = parts[2];
       if (parts.length === 4) {
@@ -208,14 +226,13 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
         }
         if (parts.length === 6 && parts[5] === 'rdp') {
           expect('POST');
-          await readJson(req);
+          await readBody(req, {});
           return sendJson(res, 200, await sessions.startRdp(host, vm));
         }
         if (parts.length === 6 && parts[5] === 'vnc-listen') {
           expect('POST');
-          const body = (await readJson(req)) as { address?: unknown; restart?: unknown };
           // The dashboard only ever moves consoles back to loopback; exposing one takes the CLI and --yes.
-          if (body.address !== undefined && body.address !== '127.0.0.1') throw new HttpError({ code: 'UI_BAD_REQUEST', message: 'the dashboard only moves consoles to 127.0.0.1' });
+          const body = await readBody(req, { address: { type: 'string', oneOf: ['127.0.0.1'] }, restart: { type: 'boolean' } });
           return sendJson(res, 200, await sessions.moveToLoopback(host, vm, { restart: body.restart === true }));
         }
         if (parts.length === 6 && parts[5] === 'rdp-file') {
@@ -232,7 +249,8 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!isHostAllowed(req, allowed)) throw forbidden('this server answers only to its own address (Host header refused)');
-    const url = new URL(req.url ?? '/', 'http://x');
+    const url = requestUrl(req);
+    if (!url) throw new HttpError({ code: 'UI_BAD_REQUEST', message: 'the request target is not a URL path' });
     const method = req.method ?? 'GET';
     if (url.pathname.startsWith('/assets/')) {
       if (method !== 'GET' && method !== 'HEAD') throw new HttpError({ code: 'UI_METHOD', message: 'use GET' });
@@ -240,28 +258,21 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
       if (!f) throw new HttpError({ code: 'UI_NOT_FOUND', message: 'no such asset' });
       return send(res, 200, f.body, f.contentType);
     }
-    const isBearer = req.headers.authorization?.startsWith('Bearer ') ?? false;
-    // A cookie rides along on cross-site POSTs; a bearer header cannot be added cross-site without a preflight we never answer.
-    if (method !== 'GET' && method !== 'HEAD' && !isBearer && !isOriginAllowed(req, allowed)) throw forbidden('cross-origin request refused');
-    if (url.pathname === '/api/session') {
-      if (method !== 'POST') throw new HttpError({ code: 'UI_METHOD', message: 'use POST' });
-      const body = (await readJson(req)) as { token?: unknown };
-      if (typeof body.token !== 'string' || !isTokenEqual(body.token, token)) throw forbidden('wrong or expired token: use the link vmdesk printed');
-      res.writeHead(204, { ...SECURITY_HEADERS, 'set-cookie': sessionCookie(port, token) });
-      return void res.end();
-    }
-    const isPage = url.pathname === '/' || url.pathname === '/console';
-    if (!hasToken(req, port, token)) {
-      if (isPage && method === 'GET') return page(res, '/login.html', 403);
-      throw forbidden('missing or wrong token: open the link vmdesk printed');
-    }
-    if (isPage) {
+    if (url.pathname === '/' || url.pathname === '/console') {
+      // Static shells: nothing secret in them and nothing started by them (no lookup, no channel),
+      // so they need no credential. Their scripts send the token with every call.
       if (method !== 'GET' && method !== 'HEAD') throw new HttpError({ code: 'UI_METHOD', message: 'use GET' });
-      const consoleHost = url.searchParams.get('host');
-      const consoleVm = url.searchParams.get('vm');
-      // The page will open this console's WebSocket in a moment: start the lookup and the channel now.
-      if (url.pathname === '/console' && method === 'GET' && consoleHost && consoleVm) sessions.prepareConsole(consoleHost, consoleVm);
-      return page(res, url.pathname === '/' ? '/index.html' : '/console.html');
+      return page(req, res, url.pathname === '/' ? '/index.html' : '/console.html');
+    }
+    // Browsers add the headers below themselves; a page cannot forge them (the Fetch standard's forbidden headers).
+    if (method !== 'GET' && method !== 'HEAD' && !isOriginAllowed(req, allowed)) throw forbidden('cross-origin request refused');
+    if (isCrossOriginFetch(req)) throw forbidden('a request made by another site or origin (Sec-Fetch-Site) is refused');
+    const bearer = bearerOf(req, token);
+    if (bearer === 'invalid') throw unauthorized('wrong token in the Authorization header');
+    if (bearer === 'absent') {
+      // The one route a browser reaches without headers of its own (EventSource) takes a ticket instead.
+      const isEvents = url.pathname === '/api/events' && method === 'GET';
+      if (!isEvents || !tickets.take(url.searchParams.get('ticket'), { kind: 'events' })) throw unauthorized(isEvents ? 'missing, used or expired ticket' : 'missing token: send Authorization: Bearer TOKEN');
     }
     const parts = segments(url.pathname);
     if (!parts) throw new HttpError({ code: 'UI_BAD_REQUEST', message: 'bad percent-encoding in the path' });
@@ -271,9 +282,11 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
 
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
-      const e = err instanceof HttpError ? err : new HttpError(errorView(err));
-      if (e.status >= 500 && !(err instanceof VmdeskError)) log(`ui: ${req.method} ${new URL(req.url ?? '/', 'http://x').pathname}: ${(err as Error)?.stack ?? String(err)}`);
+      const e = err instanceof HttpError ? err : err instanceof BodyError ? new HttpError({ code: err.code, message: err.message }, err.status) : new HttpError(errorView(err));
+      if (e.status >= 500 && !(err instanceof VmdeskError)) log(`ui: ${req.method} ${requestUrl(req)?.pathname ?? '?'}: ${(err as Error)?.stack ?? String(err)}`);
       if (res.headersSent) return void res.destroy();
+      // A refused body may still be arriving: answer, then close rather than read the rest.
+      if (err instanceof BodyError && !req.complete) res.setHeader('connection', 'close');
       sendJson(res, e.status, { error: e.view });
     });
   });
@@ -284,11 +297,16 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
       socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     };
     socket.on('error', () => {});
-    const url = new URL(req.url ?? '/', 'http://x');
-    if (!isHostAllowed(req, allowed) || !isOriginAllowed(req, allowed) || !hasToken(req, port, token)) return refuse(403, 'Forbidden');
-    if (url.pathname !== '/ws/console') return refuse(404, 'Not Found');
+    const url = requestUrl(req);
+    if (!isHostAllowed(req, allowed) || !isOriginAllowed(req, allowed)) return refuse(403, 'Forbidden');
+    if (!url) return refuse(400, 'Bad Request');
+    const bearer = bearerOf(req, token);
+    if (bearer === 'invalid') return refuse(401, 'Unauthorized');
+    if (url.pathname !== '/ws/console') return refuse(bearer === 'valid' ? 404 : 401, bearer === 'valid' ? 'Not Found' : 'Unauthorized');
     const host = url.searchParams.get('host');
     const vm = url.searchParams.get('vm');
+    // A browser's WebSocket cannot carry a header: it presents the ticket its page fetched for this console.
+    if (bearer === 'absent' && !(host && vm && tickets.take(url.searchParams.get('ticket'), { kind: 'console', host, vm }))) return refuse(401, 'Unauthorized');
     if (!host || !vm) return refuse(400, 'Bad Request');
     wss.handleUpgrade(req, socket, head, (ws) => {
       bridgeConsole(ws, () => sessions.openConsole(host, vm), errorView, log);

@@ -53,11 +53,14 @@ export async function startUi(lab: Lab, args: readonly string[], timeoutMs = 60_
   }
 }
 
-/** Opens the token URL: the login page trades the token for the session cookie and reloads without it. */
+/**
+ * Opens the token URL: the page keeps the token in this tab's sessionStorage
+ * and drops it from the address bar. Later pages of this origin opened in the
+ * same `page` use it; a new page (tab) needs the token in its own link.
+ */
 export async function signIn(page: Page, url: string, timeoutMs = 30_000): Promise<void> {
   await page.goto(url);
   await page.waitForURL((u) => !u.hash.includes('token='), { timeout: timeoutMs });
-  await page.waitForFunction(() => document.body.dataset.state !== 'signing-in' && document.querySelector('#login-status') === null, undefined, { timeout: timeoutMs });
 }
 
 export function consolePath(host: string, vm: string): string {
