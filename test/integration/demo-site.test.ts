@@ -9,7 +9,7 @@ import { pinnedIps } from '../../src/libvirt/dhcp-hosts.js';
 import { isExposed } from '../../src/libvirt/domain-xml.js';
 import { changeListen, pinIp, readQemuConf } from '../../src/libvirt/edits.js';
 import { parseQemuConf } from '../../src/libvirt/qemu-conf.js';
-import { QEMU_PROCESSES_COMMAND, parseQemuProcesses } from '../../src/libvirt/qemu-processes.js';
+import { QEMU_PROCESS_SCRIPT, parseQemuProcesses } from '../../src/libvirt/qemu-processes.js';
 import { readInventory, resolveVmTarget, startDomain, type RemoteExec } from '../../src/libvirt/remote.js';
 import { commandLine } from '../../src/libvirt/shell-quote.js';
 import { SshChain } from '../../src/ssh/chain.js';
@@ -120,7 +120,7 @@ describe('the demo site through a real two-hop SSH chain', () => {
 
   /** What `vmdesk audit` reads from the host, over the chain. */
   async function audit(): Promise<AuditReport> {
-    const [inv, ps, conf] = await Promise.all([readInventory(exec, site.libvirtUri), exec(QEMU_PROCESSES_COMMAND), readQemuConf(exec)]);
+    const [inv, ps, conf] = await Promise.all([readInventory(exec, site.libvirtUri), exec(QEMU_PROCESS_SCRIPT), readQemuConf(exec)]);
     return auditHost(site.hostName, inv, parseQemuProcesses(ps.stdout.toString('utf8')), conf === undefined ? undefined : parseQemuConf(conf));
   }
 
