@@ -11,7 +11,7 @@ import { quoteArg } from '../libvirt/shell-quote.js';
 import { splitCommandLine } from './command-line.js';
 
 export type HostScript =
-  /** Write stdin to a new `$HOME/.local/state/vmdesk/backups/NAME` (umask 077) and print that path. */
+  /** Write stdin to a new `$HOME/.local/state/vmdesk/backups/NAME` (umask 077, never over an existing file) and print that path. */
   | { kind: 'backup'; name: string }
   /** Write stdin to a fresh `mktemp` file, run `argv` (the file's path in place of `"$f"`), remove the file, exit with argv's status. */
   | { kind: 'with-temp-file'; argv: string[] };

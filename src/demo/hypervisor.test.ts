@@ -293,7 +293,7 @@ describe('DemoHypervisor: live and persistent definitions (vnc-listen)', () => {
     const progress: string[] = [];
     const c = await changeListen(exec, URI, 'legacy-exposed', '127.0.0.1', { restart: true, force: false, shutdownTimeoutMs: 10_000, progress: (l) => progress.push(l) });
     assert.deepEqual([c.vm, c.before, c.isChanged, c.isRunning, c.isRestarted], ['legacy-exposed', ['0.0.0.0'], true, true, true]);
-    assert.match(c.backupPath!, /^\/home\/demo\/\.local\/state\/vmdesk\/backups\/6ede338f-c252-440e-be84-ab58e1595951-\d{8}T\d{6}Z\.xml$/);
+    assert.match(c.backupPath!, /^\/home\/demo\/\.local\/state\/vmdesk\/backups\/6ede338f-c252-440e-be84-ab58e1595951-\d{8}T\d{6}Z-[0-9a-f]{8}\.xml$/);
     assert.equal(c.backupXml, original);
     assert.deepEqual(await h.run(commandLine(['cat', c.backupPath!])), { code: 0, stdout: original, stderr: '' });
     assert.equal((await h.run(commandLine(['test', '-r', c.backupPath!]))).code, 0);

@@ -486,6 +486,7 @@ export class DemoHypervisor {
     const known = recognizeHostScript(script, tempPath);
     if (known?.kind === 'backup') {
       const path = `${this.opts.home ?? DEFAULT_HOME}/${BACKUP_DIR}/${known.name}`;
+      if (this.files.has(path)) return fail(`sh: 1: cannot create ${path}: File exists\n`, 2); // set -C
       this.files.set(path, await readStdin());
       return ok(`${path}\n`);
     }

@@ -164,6 +164,18 @@ describe('the demo site through a real two-hop SSH chain', () => {
     assert.equal((await pinned()).get('52:54:00:27:76:52'), '192.168.122.217');
   });
 
+  it('keeps both backups of a VM changed twice within one second (vnc-listen there and back)', async (t) => {
+    // One second for both: the clock stands still, as it nearly does for two quick edits.
+    t.mock.timers.enable({ apis: ['Date'], now: Date.parse('2026-12-04T20:00:00Z') });
+    const opts = { restart: false, force: false };
+    const there = await changeListen(exec, site.libvirtUri, 'win2016', '0.0.0.0', opts);
+    const back = await changeListen(exec, site.libvirtUri, 'win2016', '127.0.0.1', opts);
+    t.mock.timers.reset();
+    assert.deepEqual([there.isChanged, back.isChanged, back.before], [true, true, ['0.0.0.0']]);
+    assert.notEqual(there.backupPath, back.backupPath);
+    for (const c of [there, back]) assert.equal((await exec(commandLine(['cat', c.backupPath!]))).stdout.toString('utf8'), c.backupXml);
+  });
+
   it('really goes through the jump: one connection and one channel there, whatever the hypervisor carries', () => {
     assert.equal(site.jump.connectionCount, 1);
     assert.equal(site.jump.counters.channels, 1);
