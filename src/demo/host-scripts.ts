@@ -1,5 +1,5 @@
 /**
- * The fixed `sh -c` scripts of vmdesk's definition edits (libvirt/edits.ts),
+ * The fixed sh scripts of vmdesk's definition edits (libvirt/edits.ts),
  * recognised word for word so the demo hypervisor can answer them without a
  * shell: the backup writer (stdin to a new file under
  * ~/.local/state/vmdesk/backups, its path printed) and the temporary-file
@@ -11,7 +11,7 @@ import { quoteArg } from '../libvirt/shell-quote.js';
 import { splitCommandLine } from './command-line.js';
 
 export type HostScript =
-  /** Write stdin to `$HOME/.local/state/vmdesk/backups/NAME` (umask 077) and print that path. */
+  /** Write stdin to a new `$HOME/.local/state/vmdesk/backups/NAME` (umask 077, never over an existing file) and print that path. */
   | { kind: 'backup'; name: string }
   /** Write stdin to a fresh `mktemp` file, run `argv` (the file's path in place of `"$f"`), remove the file, exit with argv's status. */
   | { kind: 'with-temp-file'; argv: string[] };

@@ -14,7 +14,7 @@ import { buildInventoryScript, newBoundary, parseInventoryOutput } from '../libv
 import { parseArpN, parseDhcpLeases, parseIpNeigh } from '../libvirt/leases.js';
 import { parseNetworkXml } from '../libvirt/network-xml.js';
 import { parseQemuConf } from '../libvirt/qemu-conf.js';
-import { QEMU_PROCESSES_COMMAND, parseQemuProcesses } from '../libvirt/qemu-processes.js';
+import { QEMU_PROCESS_SCRIPT, parseQemuProcesses } from '../libvirt/qemu-processes.js';
 import { checkSocketAccess, readDomain, readInventory, resolveVmTarget, startDomain, type RemoteExec } from '../libvirt/remote.js';
 import { commandLine, quoteArg } from '../libvirt/shell-quote.js';
 import { defineArgv, destroyArgv, domstateArgv, dumpxmlArgv, netDhcpLeasesArgv, netDumpxmlArgv, netInfoArgv, netUpdateDhcpHostArgv, shutdownArgv, startArgv, virshArgv } from '../libvirt/virsh-argv.js';
@@ -293,7 +293,7 @@ describe('DemoHypervisor: live and persistent definitions (vnc-listen)', () => {
     const progress: string[] = [];
     const c = await changeListen(exec, URI, 'legacy-exposed', '127.0.0.1', { restart: true, force: false, shutdownTimeoutMs: 10_000, progress: (l) => progress.push(l) });
     assert.deepEqual([c.vm, c.before, c.isChanged, c.isRunning, c.isRestarted], ['legacy-exposed', ['0.0.0.0'], true, true, true]);
-    assert.match(c.backupPath!, /^\/home\/demo\/\.local\/state\/vmdesk\/backups\/6ede338f-c252-440e-be84-ab58e1595951-\d{8}T\d{6}Z\.xml$/);
+    assert.match(c.backupPath!, /^\/home\/demo\/\.local\/state\/vmdesk\/backups\/6ede338f-c252-440e-be84-ab58e1595951-\d{8}T\d{6}Z-[0-9a-f]{8}\.xml$/);
     assert.equal(c.backupXml, original);
     assert.deepEqual(await h.run(commandLine(['cat', c.backupPath!])), { code: 0, stdout: original, stderr: '' });
     assert.equal((await h.run(commandLine(['test', '-r', c.backupPath!]))).code, 0);
@@ -498,7 +498,7 @@ describe('DemoHypervisor: DHCP reservations (pin-ip)', () => {
 describe('DemoHypervisor: what vmdesk audit reads', () => {
   it('lists a libvirt-started QEMU per running VM and the hand-started one, for the real parser', async () => {
     const h = new DemoHypervisor();
-    const r = await h.run(QEMU_PROCESSES_COMMAND);
+    const r = await h.run(QEMU_PROCESS_SCRIPT);
     assert.equal(r.code, 0);
     assert.match(r.stdout, /^P 1873 1000 demo\n( [0-9a-f]{2}){16}\n/);
     assert.ok(r.stdout.endsWith('\nE\n'));
@@ -521,7 +521,7 @@ describe('DemoHypervisor: what vmdesk audit reads', () => {
     const text = await readQemuConf(exec);
     const conf = parseQemuConf(text!);
     assert.deepEqual([conf.vncListen, conf.vncTls, conf.vncPasswordSet, conf.syntaxError], ['127.0.0.1', undefined, undefined, undefined]);
-    const report = auditHost('demo-kvm', await readInventory(exec, URI), parseQemuProcesses((await exec(QEMU_PROCESSES_COMMAND)).stdout.toString()), conf);
+    const report = auditHost('demo-kvm', await readInventory(exec, URI), parseQemuProcesses((await exec(QEMU_PROCESS_SCRIPT)).stdout.toString()), conf);
     assert.deepEqual(
       report.findings.map((f) => [f.severity, f.vm ?? f.pid, f.listen, f.fix]),
       [

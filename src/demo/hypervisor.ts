@@ -431,7 +431,7 @@ export class DemoHypervisor {
   async run(command: string, stdin: StdinSource = ''): Promise<CommandResult> {
     const readStdin = async (): Promise<string> => (typeof stdin === 'function' ? (await stdin()).toString('utf8') : stdin.toString());
     const commands = splitCommandLine(command.trim());
-    if (!commands) return this.unavailable(command);
+    if (!commands) return this.script(command, command, readStdin);
     let out = '';
     let err = '';
     let code = 0;
@@ -478,7 +478,7 @@ export class DemoHypervisor {
     return this.unavailable(line);
   }
 
-  /** `sh -c SCRIPT` for the scripts vmdesk sends: the inventory, the process list, and the edit scripts. */
+  /** The scripts vmdesk sends (as they are, or as `sh -c SCRIPT`): the inventory, the process list, and the edit scripts. */
   private async script(script: string, line: string, readStdin: () => Promise<string>): Promise<CommandResult> {
     if (script.startsWith(INVENTORY_MARK)) return ok(this.inventory(script));
     if (script === QEMU_PROCESS_SCRIPT) return ok(this.qemuProcessList());
@@ -486,6 +486,7 @@ export class DemoHypervisor {
     const known = recognizeHostScript(script, tempPath);
     if (known?.kind === 'backup') {
       const path = `${this.opts.home ?? DEFAULT_HOME}/${BACKUP_DIR}/${known.name}`;
+      if (this.files.has(path)) return fail(`sh: 1: cannot create ${path}: File exists\n`, 2); // set -C
       this.files.set(path, await readStdin());
       return ok(`${path}\n`);
     }

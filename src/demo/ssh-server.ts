@@ -1,7 +1,8 @@
 /**
  * A small in-process SSH server on ssh2: password and public-key auth,
  * direct-tcpip and direct-streamlocal forwarding to what it can reach, and
- * exec through a handler. The demo site runs two of them (jump host and
+ * exec through a handler, which gets vmdesk's scripts back from their fixed
+ * `/bin/sh -s` exec (ssh/remote-script.ts). The demo site runs two of them (jump host and
  * hypervisor); the integration tests use them as fast stand-ins. Never used
  * by a real code path.
  */
@@ -9,10 +10,12 @@ import net from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import ssh2 from 'ssh2';
 import type { Connection, ParsedKey, ServerChannel } from 'ssh2';
+import { REMOTE_SHELL_COMMAND, decodeRemoteScript } from '../ssh/remote-script.js';
 
 const { Server, utils } = ssh2;
 
 export interface ExecContext {
+  /** The exec request's command; for REMOTE_SHELL_COMMAND, the script vmdesk sent on stdin. */
   command: string;
   user: string;
   stdout: (data: string | Buffer) => void;
@@ -21,7 +24,8 @@ export interface ExecContext {
    * The command's standard input: everything the client sends until its EOF
    * (RFC 4254 s5.3, SSH_MSG_CHANNEL_EOF), or until the channel closes. Like a
    * real command, only a handler that reads stdin waits for it: a client that
-   * never sends EOF blocks only that one.
+   * never sends EOF blocks only that one. For REMOTE_SHELL_COMMAND, the
+   * script's standard input.
    */
   stdin: () => Promise<Buffer>;
 }
@@ -210,9 +214,22 @@ export class DemoSshServer {
         session.on('exec', (acceptExec, rejectExec, info) => {
           if (!this.opts.exec) return rejectExec?.();
           const ch = acceptExec();
-          Promise.resolve(
-            this.opts.exec({ command: info.command, user: this.opts.user, stdout: (d) => ch.write(d), stderr: (d) => ch.stderr.write(d), stdin: stdinReader(ch) }),
-          ).then(
+          const handler = this.opts.exec;
+          const run = async (): Promise<number> => {
+            const ctx: ExecContext = { command: info.command, user: this.opts.user, stdout: (d) => ch.write(d), stderr: (d) => ch.stderr.write(d), stdin: stdinReader(ch) };
+            if (info.command === REMOTE_SHELL_COMMAND) {
+              // What /bin/sh would do with the script on stdin: read it all, then run it with its own stdin.
+              const decoded = decodeRemoteScript(await ctx.stdin());
+              if (!decoded) {
+                ctx.stderr('sh: 1: Syntax error: not a vmdesk script\n');
+                return 2;
+              }
+              const data = decoded.stdin ?? Buffer.alloc(0);
+              return handler({ ...ctx, command: decoded.script, stdin: async () => data });
+            }
+            return handler(ctx);
+          };
+          run().then(
             (code) => {
               ch.exit(code);
               ch.end();

@@ -4,8 +4,10 @@
  * a console's listen address (`vnc-listen`, `audit --fix`) and DHCP host
  * reservations (`pin-ip`). Each change saves what it replaces first, is one
  * atomic libvirt call, and is read back afterwards. Secrets (the domain XML
- * carries the VNC password) travel on stdin, never on a command line.
+ * carries the VNC password) travel as the scripts' standard input, inside the
+ * script on the SSH channel, never on a command line.
  */
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { VmdeskError } from '../errors.js';
 import { parseDomstate } from './domain-list.js';
@@ -56,9 +58,20 @@ function stamp(d = new Date()): string {
 /** Where backups of definitions go on the host, under the SSH user's home. */
 export const BACKUP_DIR = '.local/state/vmdesk/backups';
 
-/** The sh script that writes stdin to a new 0600 file `fileName` in BACKUP_DIR and prints its path. */
+/**
+ * A backup's file name: the domain's UUID, the time to the second and 32 random bits, so two backups of one VM in
+ * the same second get two names.
+ */
+export function backupFileName(uuid: string, now = new Date(), random = randomBytes(4)): string {
+  return `${uuid.replace(/[^0-9a-f-]/gi, '')}-${stamp(now)}-${random.toString('hex')}.xml`;
+}
+
+/**
+ * The sh script that writes stdin to a new 0600 file `fileName` in BACKUP_DIR and prints its path. `set -C`
+ * (noclobber, XCU 2.7.2) makes the write fail rather than replace a file of that name.
+ */
 export function backupScript(fileName: string): string {
-  return `umask 077 && d="\${HOME:-/tmp}/${BACKUP_DIR}" && mkdir -p "$d" && f="$d"/${quoteArg(fileName)} && cat > "$f" && printf '%s\\n' "$f"`;
+  return `umask 077 && d="\${HOME:-/tmp}/${BACKUP_DIR}" && mkdir -p "$d" && f="$d"/${quoteArg(fileName)} && set -C && cat > "$f" && printf '%s\\n' "$f"`;
 }
 
 /** The sh script that writes stdin to a private temporary file, runs `line` (where `"$f"` names the file), removes it and exits with `line`'s status. */
@@ -68,8 +81,7 @@ export function withTempFileScript(line: string): string {
 
 /** Writes `text` (from stdin) to a new 0600 file under BACKUP_DIR on the host; returns its path. */
 async function saveBackup(exec: RemoteExec, uuid: string, text: string, vm: string): Promise<string> {
-  const name = `${uuid.replace(/[^0-9a-f-]/gi, '')}-${stamp()}.xml`;
-  const r = await exec(`sh -c ${quoteArg(backupScript(name))}`, { stdin: text });
+  const r = await exec(backupScript(backupFileName(uuid)), { stdin: text });
   const path = r.stdout.toString('utf8').trim();
   if (r.code !== 0 || !path) {
     throw new VmdeskError('LIBVIRT_COMMAND_FAILED', `could not save a backup of ${vm}'s definition on the host: ${r.stderr.toString('utf8').trim() || `exit ${r.code}`}`, {
@@ -85,7 +97,7 @@ async function define(exec: RemoteExec, uri: string, xml: string, vm: string, ba
   const argv = defineArgv(uri, '"$f"');
   // "$f" must stay a shell expansion: quote every word but the file name.
   const line = argv.map((a) => (a === '"$f"' ? a : quoteArg(a))).join(' ');
-  const r = await exec(`sh -c ${quoteArg(withTempFileScript(line))}`, { stdin: xml });
+  const r = await exec(withTempFileScript(line), { stdin: xml });
   if (r.code !== 0) {
     const err = virshError('define', { exitCode: r.code, stderr: r.stderr.toString('utf8') }, { vm });
     throw new VmdeskError(err.code, `${err.message} (nothing was changed)`, {

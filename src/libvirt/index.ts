@@ -22,11 +22,11 @@ export type { GraphicsListenEdit } from './graphics-edit.js';
 export { planReservation, removalXml, pinnedIps, isDnsLabel } from './dhcp-hosts.js';
 export { parseQemuConf } from './qemu-conf.js';
 export type { QemuConf } from './qemu-conf.js';
-export { QEMU_PROCESS_SCRIPT, QEMU_PROCESSES_COMMAND, parseQemuProcesses } from './qemu-processes.js';
+export { QEMU_PROCESS_SCRIPT, parseQemuProcesses } from './qemu-processes.js';
 export type { QemuProcess, QemuVnc, QemuSpice } from './qemu-processes.js';
 export { auditHost } from './audit.js';
 export type { AuditConsole, AuditFinding, AuditReport, AuditSeverity } from './audit.js';
-// Remote operations take a RemoteExec (a function that runs a command line): still no ssh/ import.
+// Remote operations take a RemoteExec (a function that runs a /bin/sh script): still no ssh/ import.
 export { readInventory, readDomain, resolveVmTarget, startDomain, checkSocketAccess } from './remote.js';
 export type { RemoteExec } from './remote.js';
 export { changeListen, pinIp, readQemuConf } from './edits.js';

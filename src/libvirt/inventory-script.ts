@@ -51,7 +51,7 @@
  * cannot be seen either way.
  *
  * Needs POSIX sh, sed, awk, virsh (mktemp helps), and `ip` (else `arp -n`, else /proc/net/arp).
- * Run it as `sh -c <quoteArg(script)>` or feed it to `sh -s` on stdin.
+ * Run it through a RemoteExec (which feeds it to the host's `/bin/sh -s`), or as `sh -c <quoteArg(script)>`.
  */
 import { randomBytes } from 'node:crypto';
 import { VmdeskError } from '../errors.js';

@@ -5,7 +5,6 @@
  * POSIX sh script; the parsing of QEMU's option syntax (QemuOpts: `key=value`
  * pairs split on `,`, a literal comma written `,,`, an implied first key) is pure.
  */
-import { quoteArg } from './shell-quote.js';
 
 /** A QEMU VNC server as its command line sets it up. */
 export interface QemuVnc {
@@ -71,9 +70,6 @@ export const QEMU_PROCESS_SCRIPT = [
   'done',
   'echo E',
 ].join('\n');
-
-/** QEMU_PROCESS_SCRIPT as one SSH exec command line: run by `sh`, whatever the login shell. */
-export const QEMU_PROCESSES_COMMAND = `sh -c ${quoteArg(QEMU_PROCESS_SCRIPT)}`;
 
 /** True for the argv[0] of a QEMU system emulator. */
 export function isQemuArgv0(argv0: string): boolean {

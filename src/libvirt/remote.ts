@@ -1,9 +1,9 @@
 /**
  * libvirt over an SSH exec: the whole inventory in one round trip, and the
- * per-connection lookups of one VM's console or guest address. Everything
- * sent to the remote shell is built from argv with quoteArg: no VM name can
- * become a command. Needs only a way to run a command (`RemoteExec`), so it
- * does not depend on the ssh layer.
+ * per-connection lookups of one VM's console or guest address. Every script
+ * sent to the host is built from argv with quoteArg and parsed by /bin/sh: no
+ * VM name can become a command. Needs only a way to run a script
+ * (`RemoteExec`), so it does not depend on the ssh layer.
  */
 import { VmdeskError } from '../errors.js';
 import type { ChannelTarget, VmTarget } from '../forward/types.js';
@@ -12,19 +12,23 @@ import { parseDomainXml } from './domain-xml.js';
 import { assembleInventory, addressesFor, type Inventory, type InventoryDomain, type InventoryState } from './inventory.js';
 import { buildInventoryScript, newBoundary, parseInventoryOutput } from './inventory-script.js';
 import { parseArpN, parseDhcpLeases, parseIpNeigh } from './leases.js';
-import { commandLine, quoteArg } from './shell-quote.js';
+import { commandLine } from './shell-quote.js';
 import { domstateArgv, dumpxmlArgv, netDhcpLeasesArgv, startArgv } from './virsh-argv.js';
 import { virshError } from './virsh-errors.js';
 import { guestAddress, vncTarget } from './vm-target.js';
 
-/** Runs one command line on the hypervisor (through the user's login shell, as sshd does). */
-export type RemoteExec = (command: string, opts?: { stdin?: string | Buffer }) => Promise<{ code: number | null; stdout: Buffer; stderr: Buffer }>;
+/**
+ * Runs a POSIX sh script on the hypervisor, parsed by its `/bin/sh` whatever the SSH user's login shell (SshChain.exec
+ * sends a fixed exec string and the script on stdin), with `stdin` as the script's standard input; resolves with the
+ * script's exit status and output, byte for byte.
+ */
+export type RemoteExec = (script: string, opts?: { stdin?: string | Buffer }) => Promise<{ code: number | null; stdout: Buffer; stderr: Buffer }>;
 
 /** Read every domain, network, lease and neighbour of the hypervisor in one exec. */
 export async function readInventory(exec: RemoteExec, uri: string): Promise<Inventory> {
   const boundary = newBoundary();
   const script = buildInventoryScript(uri, boundary);
-  const r = await exec(`sh -c ${quoteArg(script)}`);
+  const r = await exec(script);
   return assembleInventory(parseInventoryOutput(r.stdout.toString('utf8'), boundary));
 }
 

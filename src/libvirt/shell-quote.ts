@@ -1,9 +1,11 @@
 /**
- * POSIX shell quoting for the one place vmdesk cannot avoid a shell: an SSH
- * exec request carries a single command string that the remote user's shell
- * parses (RFC 4254 section 6.5). Every word is single-quoted, because inside
- * '...' no character is special (POSIX.1-2017 XCU 2.2.2) except `'` itself,
- * which is written as `'\''` (close, escaped quote, reopen).
+ * POSIX shell quoting for the one place vmdesk cannot avoid a shell: the
+ * scripts it runs on a host. Those are parsed by the host's `/bin/sh`, never by
+ * the SSH user's login shell (fish, tcsh... read quotes otherwise): the SSH
+ * exec request is a fixed `/bin/sh -s` and the script follows on stdin
+ * (ssh/remote-script.ts). Every word is single-quoted, because inside '...' no
+ * character is special (POSIX.1-2017 XCU 2.2.2) except `'` itself, which is
+ * written as `'\''` (close, escaped quote, reopen).
  */
 
 /** Quotes one argument so a POSIX shell reads it back as exactly this word. */
@@ -12,7 +14,7 @@ export function quoteArg(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-/** Joins argv into one command line for `sh -c`; each word quoted, none interpreted. */
+/** Joins argv into one command line for /bin/sh; each word quoted, none interpreted. */
 export function commandLine(argv: readonly string[]): string {
   if (argv.length === 0) throw new TypeError('commandLine: empty argv');
   return argv.map(quoteArg).join(' ');

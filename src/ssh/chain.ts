@@ -19,6 +19,7 @@ import { verifyHostKey } from './host-key-policy.js';
 import { knownKeyTypes } from './known-hosts.js';
 import type { Prompter } from './prompter.js';
 import { spawnProxyCommand } from './proxy-command.js';
+import { REMOTE_SHELL_COMMAND, encodeRemoteScript } from './remote-script.js';
 import type { HopSpec } from './types.js';
 
 const { Client } = ssh2;
@@ -239,12 +240,19 @@ export class SshChain extends EventEmitter {
     return channel;
   }
 
-  /** Run a command on the destination (already quoted for the remote shell). */
-  async exec(command: string, opts: { stdin?: string | Buffer } = {}): Promise<ExecResult> {
+  /**
+   * Run a POSIX sh script on the destination, with `stdin` as its standard
+   * input. The exec request is always REMOTE_SHELL_COMMAND and the script
+   * travels on the channel (remote-script.ts), so the SSH user's login shell
+   * never parses anything from the caller, and nothing a caller passes can
+   * become the exec string.
+   */
+  async exec(script: string, opts: { stdin?: string | Buffer } = {}): Promise<ExecResult> {
+    const input = encodeRemoteScript(script, opts.stdin);
     const client = await this.lastClient();
     const dest = this.hops[this.hops.length - 1]!.label;
     return new Promise<ExecResult>((resolve, reject) => {
-      client.exec(command, (err, stream) => {
+      client.exec(REMOTE_SHELL_COMMAND, (err, stream) => {
         if (err) {
           reject(new VmdeskError('SSH_CHANNEL_REFUSED', `${dest} refused to run a command: ${err.message}`, { cause: err, context: { hop: dest } }));
           return;
@@ -270,8 +278,8 @@ export class SshChain extends EventEmitter {
           signal = s ?? undefined;
         });
         stream.on('close', () => resolve({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(errOut) }));
-        // Secrets (a domain XML with its VNC password) go on stdin, never on a command line the host's `ps` shows.
-        if (opts.stdin !== undefined) stream.end(opts.stdin);
+        // Secrets (a domain XML with its VNC password) go inside the script on stdin, never on a command line the host's `ps` shows.
+        stream.end(input);
       });
     });
   }

@@ -9,7 +9,7 @@ import { pinnedIps } from '../../src/libvirt/dhcp-hosts.js';
 import { isExposed } from '../../src/libvirt/domain-xml.js';
 import { changeListen, pinIp, readQemuConf } from '../../src/libvirt/edits.js';
 import { parseQemuConf } from '../../src/libvirt/qemu-conf.js';
-import { QEMU_PROCESSES_COMMAND, parseQemuProcesses } from '../../src/libvirt/qemu-processes.js';
+import { QEMU_PROCESS_SCRIPT, parseQemuProcesses } from '../../src/libvirt/qemu-processes.js';
 import { readInventory, resolveVmTarget, startDomain, type RemoteExec } from '../../src/libvirt/remote.js';
 import { commandLine } from '../../src/libvirt/shell-quote.js';
 import { SshChain } from '../../src/ssh/chain.js';
@@ -120,7 +120,7 @@ describe('the demo site through a real two-hop SSH chain', () => {
 
   /** What `vmdesk audit` reads from the host, over the chain. */
   async function audit(): Promise<AuditReport> {
-    const [inv, ps, conf] = await Promise.all([readInventory(exec, site.libvirtUri), exec(QEMU_PROCESSES_COMMAND), readQemuConf(exec)]);
+    const [inv, ps, conf] = await Promise.all([readInventory(exec, site.libvirtUri), exec(QEMU_PROCESS_SCRIPT), readQemuConf(exec)]);
     return auditHost(site.hostName, inv, parseQemuProcesses(ps.stdout.toString('utf8')), conf === undefined ? undefined : parseQemuConf(conf));
   }
 
@@ -162,6 +162,18 @@ describe('the demo site through a real two-hop SSH chain', () => {
     assert.equal(await pin(true), 'delete');
     assert.equal((await pinned()).has('52:54:00:b8:72:16'), false);
     assert.equal((await pinned()).get('52:54:00:27:76:52'), '192.168.122.217');
+  });
+
+  it('keeps both backups of a VM changed twice within one second (vnc-listen there and back)', async (t) => {
+    // One second for both: the clock stands still, as it nearly does for two quick edits.
+    t.mock.timers.enable({ apis: ['Date'], now: Date.parse('2026-12-04T20:00:00Z') });
+    const opts = { restart: false, force: false };
+    const there = await changeListen(exec, site.libvirtUri, 'win2016', '0.0.0.0', opts);
+    const back = await changeListen(exec, site.libvirtUri, 'win2016', '127.0.0.1', opts);
+    t.mock.timers.reset();
+    assert.deepEqual([there.isChanged, back.isChanged, back.before], [true, true, ['0.0.0.0']]);
+    assert.notEqual(there.backupPath, back.backupPath);
+    for (const c of [there, back]) assert.equal((await exec(commandLine(['cat', c.backupPath!]))).stdout.toString('utf8'), c.backupXml);
   });
 
   it('really goes through the jump: one connection and one channel there, whatever the hypervisor carries', () => {

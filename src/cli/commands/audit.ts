@@ -8,7 +8,7 @@ import { auditHost, type AuditReport } from '../../libvirt/audit.js';
 import { isLoopback } from '../../libvirt/domain-xml.js';
 import { changeListen, pinIp, readQemuConf, type ListenChange } from '../../libvirt/edits.js';
 import { parseQemuConf } from '../../libvirt/qemu-conf.js';
-import { QEMU_PROCESSES_COMMAND, parseQemuProcesses } from '../../libvirt/qemu-processes.js';
+import { QEMU_PROCESS_SCRIPT, parseQemuProcesses } from '../../libvirt/qemu-processes.js';
 import { readInventory } from '../../libvirt/remote.js';
 import { EXIT } from '../exit-codes.js';
 import { formatTable } from '../output.js';
@@ -109,7 +109,7 @@ export async function vncListenCommand(ref: string, address: string, opts: EditO
 
 /** One host's consoles: its inventory, its QEMU processes and its qemu.conf, read in parallel over one chain. */
 async function auditConnected(h: ConnectedHost): Promise<AuditReport> {
-  const [inv, ps, conf] = await Promise.all([readInventory(h.exec, h.uri), h.exec(QEMU_PROCESSES_COMMAND), readQemuConf(h.exec)]);
+  const [inv, ps, conf] = await Promise.all([readInventory(h.exec, h.uri), h.exec(QEMU_PROCESS_SCRIPT), readQemuConf(h.exec)]);
   return auditHost(h.name, inv, parseQemuProcesses(ps.stdout.toString('utf8')), conf === undefined ? undefined : parseQemuConf(conf));
 }
 
