@@ -36,6 +36,7 @@ export interface TunnelView {
   id: string;
   kind: 'rdp' | 'console';
   host: string;
+  uuid: string;
   vm: string;
   address?: string;
   state: 'up' | 'connecting' | 'down';
@@ -69,12 +70,14 @@ export function vmsPath(host: string): string {
   return `/api/hosts/${encodeURIComponent(host)}/vms`;
 }
 
-export function vmPath(host: string, vm: string): string {
-  return `${vmsPath(host)}/${encodeURIComponent(vm)}`;
+/** The API names a VM by host and UUID (docs/ui.md); its name is only shown. */
+export function vmPath(host: string, uuid: string): string {
+  return `${vmsPath(host)}/${encodeURIComponent(uuid)}`;
 }
 
-export function consoleHref(host: string, vm: string): string {
-  return `/console?${new URLSearchParams({ host, vm }).toString()}`;
+/** The console page of a VM: `uuid` says which, `name` is for the title. */
+export function consoleHref(host: string, vm: { uuid: string; name: string }): string {
+  return `/console?${new URLSearchParams({ host, uuid: vm.uuid, name: vm.name }).toString()}`;
 }
 
 /** Fetches JSON; any non-2xx answer becomes an ApiError carrying the server's code, message and hint. */

@@ -3,5 +3,5 @@ import { BufferedChannel, consoleUrl } from './console-socket.js';
 
 const params = new URLSearchParams(location.search);
 const host = params.get('host');
-const vm = params.get('vm');
-if (host && vm) window.vmdeskEarlyConsole = new BufferedChannel(consoleUrl(location, host, vm));
+const uuid = params.get('uuid');
+if (host && uuid) window.vmdeskEarlyConsole = new BufferedChannel(consoleUrl(location, host, uuid));

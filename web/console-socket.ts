@@ -7,9 +7,9 @@
  * object with a WebSocket's send, close, binaryType, on-handlers, protocol and readyState.
  */
 
-export function consoleUrl(loc: Location, host: string, vm: string): string {
+export function consoleUrl(loc: Location, host: string, uuid: string): string {
   const scheme = loc.protocol === 'https:' ? 'wss' : 'ws';
-  return `${scheme}://${loc.host}/ws/console?host=${encodeURIComponent(host)}&vm=${encodeURIComponent(vm)}`;
+  return `${scheme}://${loc.host}/ws/console?host=${encodeURIComponent(host)}&uuid=${encodeURIComponent(uuid)}`;
 }
 
 type Handler<E extends Event> = ((e: E) => void) | null;

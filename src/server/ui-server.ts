@@ -13,6 +13,7 @@ import { VmdeskError } from '../errors.js';
 import { allowedHosts, hasToken, isHostAllowed, isOriginAllowed, isTokenEqual, newToken, sessionCookie } from './access.js';
 import { bridgeConsole } from './console-socket.js';
 import { errorView, type ErrorView, type HostSessions } from './host-sessions.js';
+import { vmUuidParam } from './vm-identity.js';
 import { loadStaticFiles, type StaticFile } from './static-assets.js';
 
 export interface UiServerOptions {
@@ -200,8 +201,9 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
         expect('GET');
         return sendJson(res, 200, { host, vms: await sessions.listVms(host) });
       }
-      const vm = parts[4];
-      if (vm !== undefined && vm !== '') {
+      if (parts[4] !== undefined && parts[4] !== '') {
+        const vm = vmUuidParam(parts[4]);
+        if (vm === undefined) throw new HttpError({ code: 'UI_BAD_REQUEST', message: 'the API names a VM by its UUID: /api/hosts/HOST/vms/UUID', hint: 'GET /api/hosts/HOST/vms lists each VM with its uuid' });
         if (parts.length === 5) {
           expect('GET');
           return sendJson(res, 200, { vm: await sessions.readVm(host, vm) });
@@ -220,10 +222,10 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
         }
         if (parts.length === 6 && parts[5] === 'rdp-file') {
           expect('GET');
-          const text = sessions.rdpFile(host, vm);
-          if (text === undefined) throw new HttpError({ code: 'UI_NOT_FOUND', message: `no RDP forward to ${vm} was started`, hint: 'press RDP first' });
-          const fileName = `${host}-${vm}`.replace(/[^A-Za-z0-9._-]/g, '_');
-          return send(res, 200, text, 'application/x-rdp', { 'content-disposition': `attachment; filename="${fileName}.rdp"` });
+          const file = sessions.rdpFile(host, vm);
+          if (file === undefined) throw new HttpError({ code: 'UI_NOT_FOUND', message: `no RDP forward to ${vm} was started`, hint: 'press RDP first' });
+          const fileName = `${host}-${file.vm}`.replace(/[^A-Za-z0-9._-]/g, '_');
+          return send(res, 200, file.text, 'application/x-rdp', { 'content-disposition': `attachment; filename="${fileName}.rdp"` });
         }
       }
     }
@@ -258,7 +260,7 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
     if (isPage) {
       if (method !== 'GET' && method !== 'HEAD') throw new HttpError({ code: 'UI_METHOD', message: 'use GET' });
       const consoleHost = url.searchParams.get('host');
-      const consoleVm = url.searchParams.get('vm');
+      const consoleVm = vmUuidParam(url.searchParams.get('uuid'));
       // The page will open this console's WebSocket in a moment: start the lookup and the channel now.
       if (url.pathname === '/console' && method === 'GET' && consoleHost && consoleVm) sessions.prepareConsole(consoleHost, consoleVm);
       return page(res, url.pathname === '/' ? '/index.html' : '/console.html');
@@ -288,7 +290,7 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
     if (!isHostAllowed(req, allowed) || !isOriginAllowed(req, allowed) || !hasToken(req, port, token)) return refuse(403, 'Forbidden');
     if (url.pathname !== '/ws/console') return refuse(404, 'Not Found');
     const host = url.searchParams.get('host');
-    const vm = url.searchParams.get('vm');
+    const vm = vmUuidParam(url.searchParams.get('uuid'));
     if (!host || !vm) return refuse(400, 'Bad Request');
     wss.handleUpgrade(req, socket, head, (ws) => {
       bridgeConsole(ws, () => sessions.openConsole(host, vm), errorView, log);

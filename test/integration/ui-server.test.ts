@@ -46,6 +46,14 @@ function wsTry(port: number, path: string, headers: Record<string, string>): Pro
   });
 }
 
+/** The demo VMs' UUIDs: the API and the console WebSocket name a VM by host and UUID. */
+const UUID = {
+  win2016: 'cf033973-fff1-4b6f-afb3-e3276b4205f1',
+  'ubuntu-desktop': '97200831-9c83-4f63-a6a8-529cbc85d4d3',
+  'legacy-exposed': '6ede338f-c252-440e-be84-ab58e1595951',
+  gone: '00000000-0000-4000-8000-000000000000',
+} as const;
+
 describe('UI server', () => {
   let site: DemoSite;
   let sessions: HostSessions;
@@ -144,7 +152,7 @@ describe('UI server', () => {
   });
 
   it('needs POST and a same-site Origin for mutating routes', async () => {
-    const path = `/api/hosts/${site.hostName}/vms/win2016/rdp`;
+    const path = `/api/hosts/${site.hostName}/vms/${UUID['win2016']}/rdp`;
     assert.equal((await request(ui.port, path, { headers: bearer })).status, 405);
     const cookie = `vmdesk-${ui.port}=${ui.token}`;
     assert.equal((await request(ui.port, path, { method: 'POST', headers: { cookie, origin: 'http://evil.example' }, body: '{}' })).status, 403);
@@ -152,7 +160,7 @@ describe('UI server', () => {
   });
 
   it('refuses console WebSockets without the token, with a wrong one, from a foreign Origin or Host', async () => {
-    const path = `/ws/console?host=${site.hostName}&vm=win2016`;
+    const path = `/ws/console?host=${site.hostName}&uuid=${UUID['win2016']}`;
     const cookie = `vmdesk-${ui.port}=${ui.token}`;
     assert.equal((await wsTry(ui.port, path, { origin })).status, 403, 'no token');
     assert.equal((await wsTry(ui.port, path, { origin, cookie: `vmdesk-${ui.port}=wrong` })).status, 403, 'wrong token');
@@ -175,9 +183,9 @@ describe('UI server', () => {
 
   it('bridges a console WebSocket to the VM (RFB greeting), and names the error when it cannot', async () => {
     const cookie = `vmdesk-${ui.port}=${ui.token}`;
-    const ok = await wsTry(ui.port, `/ws/console?host=${site.hostName}&vm=win2016`, { origin, cookie });
+    const ok = await wsTry(ui.port, `/ws/console?host=${site.hostName}&uuid=${UUID['win2016']}`, { origin, cookie });
     assert.equal(ok.first?.toString('latin1'), 'RFB 003.008\n');
-    const missing = await wsTry(ui.port, `/ws/console?host=${site.hostName}&vm=nope`, { origin, cookie });
+    const missing = await wsTry(ui.port, `/ws/console?host=${site.hostName}&uuid=${UUID.gone}`, { origin, cookie });
     assert.equal(missing.close?.code, 4000);
     assert.match(missing.close!.reason, /^VM_NOT_FOUND: /);
     const unknownHost = await request(ui.port, '/api/hosts/elsewhere/vms', { headers: bearer });
@@ -185,7 +193,7 @@ describe('UI server', () => {
   });
 
   it('starts an RDP forward on loopback and serves its .rdp file', async () => {
-    const path = `/api/hosts/${site.hostName}/vms/win2016/rdp`;
+    const path = `/api/hosts/${site.hostName}/vms/${UUID['win2016']}/rdp`;
     const r = await request(ui.port, path, { method: 'POST', headers: { origin, cookie: `vmdesk-${ui.port}=${ui.token}`, 'content-type': 'application/json' }, body: '{}' });
     assert.equal(r.status, 200, r.body);
     const fwd = JSON.parse(r.body) as { address: string; port: number; rdpFile: string };
@@ -199,7 +207,7 @@ describe('UI server', () => {
   });
 
   it("moves an exposed console to loopback (POST only, 127.0.0.1 only), and the list shows it", async () => {
-    const path = `/api/hosts/${site.hostName}/vms/legacy-exposed/vnc-listen`;
+    const path = `/api/hosts/${site.hostName}/vms/${UUID['legacy-exposed']}/vnc-listen`;
     const headers = { origin, cookie: `vmdesk-${ui.port}=${ui.token}`, 'content-type': 'application/json' };
     const wide = await request(ui.port, path, { method: 'POST', headers, body: JSON.stringify({ address: '0.0.0.0' }) });
     assert.equal(wide.status, 400, 'the dashboard never exposes a console');
@@ -219,14 +227,14 @@ describe('UI server', () => {
   it('opens the console channel when the console page is requested, and its WebSocket uses that one', async () => {
     const cookie = `vmdesk-${ui.port}=${ui.token}`;
     const before = site.hypervisor.counters.channels;
-    const page = await request(ui.port, `/console?host=${site.hostName}&vm=ubuntu-desktop`, { headers: { cookie } });
+    const page = await request(ui.port, `/console?host=${site.hostName}&uuid=${UUID['ubuntu-desktop']}`, { headers: { cookie } });
     assert.equal(page.status, 200);
     for (let i = 0; i < 100 && site.hypervisor.counters.channels === before; i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal(site.hypervisor.counters.channels, before + 1, 'the channel is opened before any WebSocket');
-    const ws = await wsTry(ui.port, `/ws/console?host=${site.hostName}&vm=ubuntu-desktop`, { origin, cookie });
+    const ws = await wsTry(ui.port, `/ws/console?host=${site.hostName}&uuid=${UUID['ubuntu-desktop']}`, { origin, cookie });
     assert.equal(ws.first?.toString('latin1'), 'RFB 003.008\n', 'the VM greeting waited in the prepared channel');
     assert.equal(site.hypervisor.counters.channels, before + 1, 'no second channel');
-    assert.equal((await request(ui.port, `/console?host=${site.hostName}&vm=ubuntu-desktop`)).status, 403);
+    assert.equal((await request(ui.port, `/console?host=${site.hostName}&uuid=${UUID['ubuntu-desktop']}`)).status, 403);
     await new Promise((r) => setTimeout(r, 200));
     assert.equal(site.hypervisor.counters.channels, before + 1, 'nothing is opened for a request without the token');
   });
