@@ -48,6 +48,7 @@ import {
   type UiServer,
 } from '../test/lab/console-page.js';
 import { CHECKOUT } from '../test/lab/lab.js';
+import { LAB_DOMAINS } from '../test/lab/libvirt/domains.js';
 import { killGroup, spawnDetached } from '../test/lab/exec.js';
 import { libvirtDown, libvirtUp, type Hypervisor } from '../test/lab/libvirt/hypervisor.js';
 import { NAMESPACES } from '../test/lab/netns.js';
@@ -257,7 +258,7 @@ export async function benchConsole(b: BenchLab, opts: { reps: number; keyReps: n
     await signIn(await signedIn.newPage(), ui.url);
     const cookies = await signedIn.cookies();
     await signedIn.close();
-    const vmdeskUrl = `${ui.origin}${consolePath('kvmhost', VM)}`;
+    const vmdeskUrl = `${ui.origin}${consolePath('kvmhost', LAB_DOMAINS.find((d) => d.name === VM)!)}`;
 
     let novncUrl: string | undefined;
     if (!whyNoPeer) {
