@@ -11,6 +11,7 @@
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir, rm } from 'node:fs/promises';
+import http from 'node:http';
 import { join } from 'node:path';
 import { labDown, labUp, type Lab } from './lab.js';
 import { EXIT, assertExit, stopAll, vmdeskOk } from './cli-contract.js';
@@ -18,6 +19,7 @@ import { libvirtDown, libvirtUp, type Hypervisor } from './libvirt/hypervisor.js
 import { LAB_DOMAINS, LAB_UUID_PREFIX, type LabDomain } from './libvirt/domains.js';
 import { defineGuest, inactiveXml, listenAddresses, networkXmlOnHost, startGuest } from './libvirt/host-probes.js';
 import { rfbHello } from './rfb.js';
+import { startUi } from './console-page.js';
 
 const WIN2016 = LAB_DOMAINS.find((d) => d.name === 'win2016')!;
 /** Named like the ID win2016 gets as the only running guest. */
@@ -122,7 +124,7 @@ describe('a VM named 1 and a VM named like a UUID, through the jump host', () =>
     }
   });
 
-  test("win2016's UUID, written as a VM name, is the VM of that name, and never falls back to win2016", { timeout: 60_000 }, async () => {
+  test("another VM's UUID, written as a VM name, is VM_NOT_FOUND naming that VM (no fallback to a UUID lookup)", { timeout: 60_000 }, async () => {
     const win2019 = LAB_DOMAINS.find((d) => d.name === 'win2019')!;
     const r = await lab.vmdesk(['vnc', '-d', '--json', `kvmhost/${win2019.uuid}`], { timeoutMs: 60_000 });
     assertExit(r, EXIT.VM_NOT_FOUND);
@@ -150,5 +152,48 @@ describe('a VM named 1 and a VM named like a UUID, through the jump host', () =>
     assert.equal(await stateOf(UUID_NAMED), 'running');
     assert.equal(await desktopName(['kvmhost/win2016']), 'QEMU (win2016)');
     await assertWin2016Untouched('vnc --start');
+  });
+
+  test("the dashboard's API reads and moves `1` by its UUID only, and never win2016", { timeout: 180_000 }, async () => {
+    const ui = await startUi(lab, ['ui', 'kvmhost']);
+    try {
+      const token = new URL(ui.url).hash.slice('#token='.length);
+      const { host, port } = new URL(ui.origin);
+      /** An HTTP request from the client's namespace, as the browser there would send it. */
+      const api = async (path: string, method = 'GET', body?: string): Promise<{ status: number; json: Record<string, unknown> }> => {
+        const sock = await lab.clientConnect('127.0.0.1', Number(port));
+        return new Promise((res, rej) => {
+          const req = http.request(
+            { createConnection: () => sock, path, method, headers: { host, origin: ui.origin, authorization: `Bearer ${token}`, 'content-type': 'application/json' } },
+            (r) => {
+              let text = '';
+              r.on('data', (d) => (text += d));
+              r.on('end', () => res({ status: r.statusCode!, json: JSON.parse(text || '{}') as Record<string, unknown> }));
+            },
+          );
+          req.on('error', rej);
+          req.end(body);
+        });
+      };
+      const list = await api('/api/hosts/kvmhost/vms');
+      assert.equal(list.status, 200);
+      const vms = list.json['vms'] as { name: string; uuid: string }[];
+      assert.equal(vms.find((v) => v.name === '1')?.uuid, ONE.uuid);
+      assert.equal(vms.find((v) => v.name === WIN2016.uuid)?.uuid, UUID_NAMED.uuid);
+      const one = await api(`/api/hosts/kvmhost/vms/${ONE.uuid}`);
+      assert.equal((one.json['vm'] as { name: string }).name, '1');
+      assert.equal((await api('/api/hosts/kvmhost/vms/1')).status, 400, 'a name (here also an ID) is not a VM identity in the API');
+      const named = await api(`/api/hosts/kvmhost/vms/${UUID_NAMED.uuid}`);
+      assert.equal((named.json['vm'] as { name: string }).name, WIN2016.uuid);
+
+      await vmdeskOk(lab, ['vnc-listen', 'kvmhost/1', '0.0.0.0', '--yes']);
+      const moved = await api(`/api/hosts/kvmhost/vms/${ONE.uuid}/vnc-listen`, 'POST', JSON.stringify({ address: '127.0.0.1' }));
+      assert.equal(moved.status, 200, JSON.stringify(moved.json));
+      assert.deepEqual([moved.json['vm'], moved.json['uuid']], ['1', ONE.uuid]);
+      assert.deepEqual(await listensOf(ONE), ['127.0.0.1']);
+      await assertWin2016Untouched('the API');
+    } finally {
+      await ui.stop();
+    }
   });
 });
