@@ -183,6 +183,29 @@ describe('DemoHypervisor: single commands', () => {
     assert.equal(parseDomainXml(byId.stdout).name, 'ubuntu-desktop');
   });
 
+  it("looks a --domain up as virsh does: an ID, then a UUID, then a name (start skips IDs); a --network as a UUID, then a name", async () => {
+    const inventory = demoInventory();
+    const win = inventory.domains[0]!;
+    inventory.domains.push(
+      domain({ name: '1', uuid: '11111111-2222-4333-8444-000000000001', isRunning: false, mac: '52:54:00:00:01:01' }),
+      domain({ name: win.uuid, uuid: '11111111-2222-4333-8444-000000000002', isRunning: false, mac: '52:54:00:00:01:02' }),
+    );
+    const net = inventory.networks[0]!;
+    // First in the list, so a lookup that takes names first finds it.
+    inventory.networks.unshift({ ...net, name: net.uuid, uuid: '11111111-2222-4333-8444-0000000000ff', bridge: 'virbr9' });
+    const h = new DemoHypervisor({ inventory });
+    const nameOf = async (...args: string[]) => parseDomainXml((await h.run(commandLine(virshArgv(URI, 'dumpxml', '--domain', ...args)))).stdout).name;
+    assert.equal(await nameOf('1'), 'win2016', 'the ID 1 comes before the name 1');
+    assert.equal(await nameOf(' +1'), 'win2016', 'as virStrToLong_i reads it');
+    assert.equal(await nameOf(win.uuid), 'win2016', 'the UUID comes before a name');
+    assert.equal(await nameOf(win.uuid.toUpperCase().replace(/-/g, ' ').padEnd(36)), 'win2016', 'any spelling virUUIDParse takes');
+    assert.equal(await nameOf('11111111-2222-4333-8444-000000000002'), win.uuid);
+    assert.equal((await h.run(commandLine(virshArgv(URI, 'start', '--domain', '1')))).stdout, "Domain '1' started\n\n", 'start looks up no ID');
+    const netName = async (n: string) => parseNetworkXml((await h.run(commandLine(virshArgv(URI, 'net-dumpxml', '--network', n)))).stdout).name;
+    assert.equal(await netName(net.uuid), 'default', 'a network UUID comes before a name');
+    assert.equal(await netName('11111111-2222-4333-8444-0000000000ff'), net.uuid);
+  });
+
   it("gives libvirt's own error text for a VM that does not exist", async () => {
     const h = new DemoHypervisor();
     const r = await h.run(commandLine(dumpxmlArgv(URI, text('no-such-vm'))));
