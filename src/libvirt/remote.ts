@@ -7,7 +7,7 @@
  */
 import { VmdeskError, isVmdeskError } from '../errors.js';
 import type { ChannelTarget, VmTarget } from '../forward/types.js';
-import { asDomainUuid, asNetworkUuid, parseDomstate, type DomainUuid, type NetworkUuid } from './domain-list.js';
+import { asDomainUuid, asNetworkUuid, isUuid, parseDomstate, type DomainUuid, type NetworkUuid } from './domain-list.js';
 import { parseDomainXml, type DomainInfo } from './domain-xml.js';
 import { assembleInventory, addressesFor, type Inventory, type InventoryDomain, type InventoryState } from './inventory.js';
 import { buildInventoryScript, newBoundary, parseInventoryOutput } from './inventory-script.js';
@@ -164,6 +164,8 @@ export async function resolveVncConsole(exec: RemoteExec, uri: string, uuid: Dom
 /** Where a VM target points right now, looked up on the hypervisor. */
 export async function resolveVmTarget(exec: RemoteExec, t: VmTarget, host: string): Promise<ChannelTarget> {
   if (t.service === 'rdp' && t.ip) return { kind: 'tcp', host: t.ip, port: t.port ?? 3389 };
+  // A target that reached the agent without a UUID (an older client) must not become a by-name lookup.
+  if (typeof t.uuid !== 'string' || !isUuid(t.uuid)) throw new VmdeskError('VM_NOT_FOUND', `the forward to ${t.vm} names no VM UUID`, { context: { vm: t.vm, host }, hint: 'open the forward again (vmdesk stop, then vnc/rdp HOST/VM)' });
   if (t.service === 'vnc') return (await resolveVncConsole(exec, t.uri, t.uuid, host)).target;
   const d = await readDomain(exec, t.uri, t.uuid, { addresses: true });
   const a = guestAddress(d, host, ['DHCP leases', 'neighbour table']);
