@@ -243,7 +243,7 @@ async function moveToLoopback(host: string, vm: VmView, button: HTMLButtonElemen
   button.disabled = true;
   replace(out, h('span', { className: 'muted loading' }, restart ? `Moving ${vm.name}'s console and restarting it…` : `Moving ${vm.name}'s console…`));
   try {
-    const r = await postJson<ListenReply>(`${vmPath(host, vm.name)}/vnc-listen`, { address: '127.0.0.1', restart });
+    const r = await postJson<ListenReply>(`${vmPath(host, vm.uuid)}/vnc-listen`, { address: '127.0.0.1', restart });
     const text = !r.isChanged && !r.isRestarted
       ? `Already listening on ${r.address} in its definition.`
       : `Now defined to listen on ${r.address}${r.backupPath ? ` (previous definition saved on the host: ${r.backupPath})` : ''}.${r.isRestarted ? ' Restarted.' : r.isLiveStale ? ' Takes effect when it restarts.' : ''}`;
@@ -292,7 +292,7 @@ function vmRow(host: string, vm: VmView): HTMLTableRowElement {
 
   const consoleAction =
     blocker === null
-      ? h('a', { className: 'btn btn-primary', attrs: { href: consoleHref(host, vm.name), target: '_blank', rel: 'noopener' } }, 'Console')
+      ? h('a', { className: 'btn btn-primary', attrs: { href: consoleHref(host, vm), target: '_blank', rel: 'noopener' } }, 'Console')
       : h('button', { className: 'btn btn-primary', title: `Console unavailable: ${blocker}`, attrs: { type: 'button', disabled: '' } }, 'Console');
 
   const rdp = h('button', { className: 'btn', attrs: { type: 'button' } }, 'RDP');
@@ -329,7 +329,7 @@ async function startRdp(host: string, vm: VmView, button: HTMLButtonElement, out
   button.disabled = true;
   replace(out, h('span', { className: 'muted loading' }, `Opening RDP forward to ${vm.name}…`));
   try {
-    const reply = await postJson<RdpReply>(`${vmPath(host, vm.name)}/rdp`, {});
+    const reply = await postJson<RdpReply>(`${vmPath(host, vm.uuid)}/rdp`, {});
     replace(
       out,
       h(

@@ -40,11 +40,11 @@ export function bearerOf(req: IncomingMessage, token: string): 'absent' | 'valid
 }
 
 /** What a ticket opens: the event stream, or one console's WebSocket. */
-export type TicketPurpose = { kind: 'events' } | { kind: 'console'; host: string; vm: string };
+export type TicketPurpose = { kind: 'events' } | { kind: 'console'; host: string; uuid: string };
 
 function isSamePurpose(a: TicketPurpose, b: TicketPurpose): boolean {
   if (a.kind === 'events' || b.kind === 'events') return a.kind === b.kind;
-  return a.host === b.host && a.vm === b.vm;
+  return a.host === b.host && a.uuid === b.uuid;
 }
 
 /** How long a ticket lives: it is fetched right before the socket or stream it opens. */
