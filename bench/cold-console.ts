@@ -9,29 +9,60 @@
  * runs from spawning the command to the first RFB bytes read by a poller that
  * keeps connecting to that port (bench/clients/wait-rfb.ts). Target from
  * issue 10: vmdesk <= 1.0x the peer.
+ *
+ * With BENCH_TRACE=1 one more run of each is made under `strace -f -ttt`
+ * (execve, connect, bind, exit_group and the bundle's openat only, through
+ * seccomp so the rest runs at full speed), and its steps are printed with
+ * milliseconds since strace started the command: where the time goes.
  */
 import type { BenchLab } from './bench-lab.js';
 import { interleaved } from './forwards.js';
 import { clientShell, describeRfbRun, timeFirstRfb, vmdeskVnc, vncPortOf, type RfbRun } from './first-rfb.js';
 import { compare, pairByRep, printComparison, type BenchResult } from './report.js';
-import { median } from './stats.js';
+import { fmt, median } from './stats.js';
 
 const VM = 'win2016';
+const TRACE_FILE = 'bench-cold.strace';
+const TRACED = 'execve,connect,bind,exit_group,openat';
+
+/** The steps worth naming in an strace -f -ttt log, as `+ms pid what`. */
+export function traceSteps(log: string): string[] {
+  const lines = log.split('\n').filter((l) => l.trim() !== '');
+  const t0 = Number(lines[0]?.split(/\s+/)[1]);
+  const out: string[] = [];
+  for (const l of lines) {
+    const m = /^(\d+)\s+(\d+\.\d+)\s+(.*)$/.exec(l);
+    if (!m) continue;
+    const [, pid, ts, call] = m;
+    const keep =
+      /^execve\(/.test(call!) ||
+      /^openat\(.*(vmdesk\.mjs|agent\.mjs|main\.js|agent\.js)"/.test(call!) ||
+      (/^connect\(/.test(call!) && /sin_port=htons\(22\)|sun_path=".*agent\.sock"/.test(call!)) ||
+      (/^bind\(/.test(call!) && /127\.0\.0\.1|agent\.sock/.test(call!)) ||
+      /^exit_group\(/.test(call!);
+    if (!keep || /ENOENT/.test(call!)) continue;
+    out.push(`+${fmt((Number(ts) - t0) * 1000).padStart(6)} ms  ${pid!.padEnd(7)} ${call!.replace(/, \[?\/\* \d+ vars \*\/\]?/, '').slice(0, 140)}`);
+  }
+  return out;
+}
 
 export async function benchCold(b: BenchLab, opts: { reps: number }): Promise<BenchResult> {
   const hv = await b.guests();
   const port = await vncPortOf(hv, VM);
   const peerName = `ssh -L ${port}:localhost:${port} -N -f kvmhost (ProxyJump)`;
-  const runOnce = async (tool: RfbRun['tool'], rep: number): Promise<RfbRun> => {
+  const runOnceWith = async (tool: RfbRun['tool'], wrap?: (line: string) => string, rep = -1): Promise<RfbRun> => {
     await b.stopAll();
     try {
-      return await timeFirstRfb(b, tool, rep, port, () =>
-        tool === 'vmdesk' ? vmdeskVnc(b, VM, port) : clientShell(b, `exec ssh -L ${port}:localhost:${port} -N -f kvmhost`),
-      );
+      return await timeFirstRfb(b, tool, rep, port, () => {
+        if (tool === 'vmdesk' && !wrap) return vmdeskVnc(b, VM, port);
+        const line = tool === 'vmdesk' ? `vmdesk vnc -d kvmhost/${VM}` : `ssh -L ${port}:localhost:${port} -N -f kvmhost`;
+        return clientShell(b, wrap ? wrap(line) : `exec ${line}`);
+      });
     } finally {
       await b.stopAll();
     }
   };
+  const runOnce = (tool: RfbRun['tool'], rep: number) => runOnceWith(tool, undefined, rep);
   // One untimed run of each: the page cache then holds node, the bundle, ssh and the keys for both.
   for (const tool of interleaved(0)) await runOnce(tool, -1);
   const runs: RfbRun[] = [];
@@ -42,11 +73,22 @@ export async function benchCold(b: BenchLab, opts: { reps: number }): Promise<Be
       runs.push(r);
     }
   }
+  const traces: Record<string, string[]> = {};
+  if (process.env.BENCH_TRACE === '1') {
+    for (const tool of ['vmdesk', 'openssh'] as const) {
+      // In the background: strace follows the agent (or ssh -f's child) and lives as long as it does.
+      const traced = (line: string) => `(strace -f -ttt --seccomp-bpf -e trace=${TRACED} -o "$HOME/${TRACE_FILE}" ${line} &)`;
+      const r = await runOnceWith(tool, traced);
+      traces[tool] = traceSteps(await b.lab.readClientFile(TRACE_FILE));
+      console.log(`  traced ${describeRfbRun(r)}`);
+      for (const step of traces[tool]) console.log(`    ${step}`);
+    }
+  }
   const med = (tool: RfbRun['tool'], f: (r: RfbRun) => number) => median(runs.filter((r) => r.tool === tool).map(f));
   const comparisons = [
     compare({ what: `cold vnc -d ${VM} to first RFB bytes`, unit: 'ms', vmdesk: med('vmdesk', (r) => r.firstRfbMs), peer: med('openssh', (r) => r.firstRfbMs), peerName, ratioIs: 'vmdesk/peer', ratioWord: 'x the time', target: { on: 'ratio', op: '<=', value: 1.0 }, pairs: pairByRep(runs, (r) => r.firstRfbMs) }),
     compare({ what: 'cold: until the port accepts', unit: 'ms', vmdesk: med('vmdesk', (r) => r.acceptMs), peer: med('openssh', (r) => r.acceptMs), peerName, ratioIs: 'vmdesk/peer', ratioWord: 'x the time', pairs: pairByRep(runs, (r) => r.acceptMs) }),
   ];
   comparisons.forEach(printComparison);
-  return { name: 'cold', title: `Cold start to ${VM}'s first RFB bytes`, comparisons, details: { runs, reps: opts.reps, vncPort: port }, notes: [] };
+  return { name: 'cold', title: `Cold start to ${VM}'s first RFB bytes`, comparisons, details: { runs, reps: opts.reps, vncPort: port, traces }, notes: [] };
 }

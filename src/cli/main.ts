@@ -8,6 +8,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { VmdeskError } from '../errors.js';
 import { ensureRuntimeDir } from '../daemon/runtime-dir.js';
 import { AgentClient } from '../daemon/agent-client.js';
+import type { WarmParams } from '../daemon/agent.js';
 import { IS_BUNDLE, VERSION } from '../daemon/version.js';
 import type { ForwardOptions } from './commands/forward.js';
 import type { AuditOptions, EditOptions, PinIpOptions } from './commands/audit.js';
@@ -22,6 +23,15 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 const forwardCmd = () => import('./commands/forward.js');
 const psCmd = () => import('./commands/ps.js');
 const vmCmd = () => import('./commands/vm.js');
+
+/** What the agent needs to warm a chain to the host of HOST/VM (undefined for a bare VM name: which host is not known yet). */
+async function warmTarget(ref: string, opts: VmCommandOptions): Promise<WarmParams | undefined> {
+  const { splitVmRef, hostTarget } = await import('./vm-context.js');
+  const { host } = splitVmRef(ref);
+  if (!host) return undefined;
+  const t = hostTarget(host, opts);
+  return { dest: t.dest, ...(t.sshConfig ? { configFile: t.sshConfig } : {}), ...(t.jump ? { jump: t.jump } : {}), ...(process.env.SSH_AUTH_SOCK ? { agentSocket: process.env.SSH_AUTH_SOCK } : {}) };
+}
 
 function stopSignal(): Promise<string> {
   return new Promise((resolve) => {
@@ -47,8 +57,11 @@ function buildProgram(run: (p: Promise<number>) => void): Command {
   const agentEntry = IS_BUNDLE ? [fileURLToPath(new URL('./agent.mjs', import.meta.url)), '__agent'] : [process.argv[1]!, '__agent'];
   const agentCommand = [process.execPath, '--max-semi-space-size=32', ...process.execArgv, ...agentEntry];
   // A detached tunnel ends in the agent: start it now, so that its start-up overlaps with the command's own work.
-  const prestartAgent = (detach: boolean | undefined): void => {
-    if (detach) AgentClient.prestart({ agentCommand, onNotice: (l) => process.stderr.write(`vmdesk: ${l}\n`) });
+  // For HOST/VM the agent also gets HOST's ssh destination, to connect there while the CLI looks the VM up.
+  const prestartAgent = (detach: boolean | undefined, vmRef?: { ref: string; opts: VmCommandOptions }): void => {
+    if (!detach) return;
+    const warm = vmRef ? () => warmTarget(vmRef.ref, vmRef.opts) : undefined;
+    AgentClient.prestart({ agentCommand, onNotice: (l) => process.stderr.write(`vmdesk: ${l}\n`) }, warm);
   };
 
   program
@@ -120,7 +133,7 @@ function buildProgram(run: (p: Promise<number>) => void): Command {
       '\nThe console is looked up again for every new connection, so a VM restarted on another autoport still works.\nExamples:\n  vmdesk vnc -d kvmhost/win2016 --open\n  vmdesk vnc kvmhost/win2016 --browser',
     )
     .action((ref: string, opts: VmCommandOptions) => {
-      prestartAgent(opts.detach && !opts.browser);
+      prestartAgent(opts.detach && !opts.browser, { ref, opts });
       run(vmCmd().then((m) => m.vncCommand(ref, opts, { agentCommand, stopSignal: stopSignal() })));
     });
 
@@ -133,7 +146,7 @@ function buildProgram(run: (p: Promise<number>) => void): Command {
     .option('--ip <address>', 'the guest IP (skips discovery)')
     .option('--rdp-file <path>', 'where to write the .rdp file (default: the runtime directory)')
     .action((ref: string, opts: VmCommandOptions) => {
-      prestartAgent(opts.detach);
+      prestartAgent(opts.detach, { ref, opts });
       run(vmCmd().then((m) => m.rdpCommand(ref, opts, { agentCommand, stopSignal: stopSignal() })));
     });
 
@@ -146,7 +159,7 @@ function buildProgram(run: (p: Promise<number>) => void): Command {
     .option('--ip <address>', 'the guest IP (skips discovery)')
     .option('--rdp-file <path>', 'where to write the .rdp file')
     .action((ref: string, opts: VmCommandOptions) => {
-      prestartAgent(opts.detach ?? true);
+      prestartAgent(opts.detach ?? true, { ref, opts });
       run(vmCmd().then((m) => m.openCommand(ref, opts, { agentCommand, stopSignal: stopSignal() })));
     });
 

@@ -9,7 +9,7 @@ import { openSync, closeSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { VmdeskError, errorFromJSON } from '../errors.js';
 import type { Prompter } from '../ssh/prompter.js';
-import type { HelloResult } from './agent.js';
+import type { HelloResult, WarmParams } from './agent.js';
 import { PROTOCOL_VERSION, readMessages, writeMessage, type ControlMessage } from './control-protocol.js';
 import { agentLogPath, agentSocketPath, ensureRuntimeDir } from './runtime-dir.js';
 import { BUILD_ID } from './version.js';
@@ -56,13 +56,20 @@ export class AgentClient {
   /**
    * Start connecting to the agent (spawning one if none answers) now, for a command that will hand it a tunnel
    * once its own work (ssh_config, the VM lookup) is done: the agent's start-up (a new Node process loading ssh2)
-   * then overlaps with that work instead of following it. The next `connect({ start: true })` takes this
+   * then overlaps with that work instead of following it. With `warm`, the host the command is about to need is
+   * sent too, and the agent connects to it while the CLI does its own lookup there (see WarmParams). The next `connect({ start: true })` takes this
    * connection; if none does, it closes when the CLI exits.
    */
-  static prestart(opts: AgentClientOptions): void {
+  static prestart(opts: AgentClientOptions, warm?: () => Promise<WarmParams | undefined>): void {
     if (early || !opts.agentCommand) return;
     early = AgentClient.connect({ ...opts, start: true });
     early.catch(() => {});
+    // Best effort: a warm chain that cannot be had changes nothing, the `open` connects as it always did.
+    if (warm) {
+      void Promise.all([early, warm()])
+        .then(([client, params]) => (client && params ? client.request('warm', params) : undefined))
+        .catch(() => {});
+    }
   }
 
   /** Connect to the running agent, or start one (when allowed). Returns undefined if none runs and `start` is false. */
