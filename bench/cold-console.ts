@@ -26,9 +26,9 @@ const TRACE_FILE = 'bench-cold.strace';
 const TRACED = 'execve,connect,bind,exit_group,openat';
 
 /** The steps worth naming in an strace -f -ttt log, as `+ms pid what`. */
-export function traceSteps(log: string): string[] {
+export function traceSteps(log: string, startedAtMs: number): string[] {
   const lines = log.split('\n').filter((l) => l.trim() !== '');
-  const t0 = Number(lines[0]?.split(/\s+/)[1]);
+  const t0 = startedAtMs / 1000;
   const out: string[] = [];
   for (const l of lines) {
     const m = /^(\d+)\s+(\d+\.\d+)\s+(.*)$/.exec(l);
@@ -50,14 +50,29 @@ export async function benchCold(b: BenchLab, opts: { reps: number }): Promise<Be
   const hv = await b.guests();
   const port = await vncPortOf(hv, VM);
   const peerName = `ssh -L ${port}:localhost:${port} -N -f kvmhost (ProxyJump)`;
-  const runOnceWith = async (tool: RfbRun['tool'], wrap?: (line: string) => string, rep = -1): Promise<RfbRun> => {
+  /** The agent's log lines and its hops' `up` times (from `ps --json`), in ms since the command was spawned. */
+  const agentTimeline = async (startedAtMs: number): Promise<string[]> => {
+    const rel = (ms: number) => `+${fmt(ms - startedAtMs).padStart(6)} ms  agent   `;
+    const out: string[] = [];
+    const ps = await b.lab.vmdesk(['ps', '--json']);
+    for (const t of JSON.parse(ps.stdout || '[]') as { hops: { label: string; since: number }[] }[]) for (const h of t.hops) out.push(`${rel(h.since)}hop ${h.label} up`);
+    const log = await b.lab.runClient(['sh', '-c', 'cat "$XDG_RUNTIME_DIR/vmdesk/agent.log"']);
+    for (const line of log.stdout.split('\n')) {
+      const m = /^(\d{4}-\d\d-\d\dT[\d:.]+Z) (.*)$/.exec(line);
+      if (m && Date.parse(m[1]!) >= startedAtMs) out.push(`${rel(Date.parse(m[1]!))}log: ${m[2]!.slice(0, 110)}`);
+    }
+    return out;
+  };
+  const runOnceWith = async (tool: RfbRun['tool'], wrap?: (line: string) => string, rep = -1, inspect?: (r: RfbRun) => Promise<void>): Promise<RfbRun> => {
     await b.stopAll();
     try {
-      return await timeFirstRfb(b, tool, rep, port, () => {
+      const r = await timeFirstRfb(b, tool, rep, port, () => {
         if (tool === 'vmdesk' && !wrap) return vmdeskVnc(b, VM, port);
         const line = tool === 'vmdesk' ? `vmdesk vnc -d kvmhost/${VM}` : `ssh -L ${port}:localhost:${port} -N -f kvmhost`;
         return clientShell(b, wrap ? wrap(line) : `exec ${line}`);
       });
+      await inspect?.(r);
+      return r;
     } finally {
       await b.stopAll();
     }
@@ -78,8 +93,11 @@ export async function benchCold(b: BenchLab, opts: { reps: number }): Promise<Be
     for (const tool of ['vmdesk', 'openssh'] as const) {
       // In the background: strace follows the agent (or ssh -f's child) and lives as long as it does.
       const traced = (line: string) => `(strace -f -ttt --seccomp-bpf -e trace=${TRACED} -o "$HOME/${TRACE_FILE}" ${line} &)`;
-      const r = await runOnceWith(tool, traced);
-      traces[tool] = traceSteps(await b.lab.readClientFile(TRACE_FILE));
+      let agentSteps: string[] = [];
+      const r = await runOnceWith(tool, traced, -1, async (run) => {
+        if (tool === 'vmdesk') agentSteps = await agentTimeline(run.startedAtMs);
+      });
+      traces[tool] = [...traceSteps(await b.lab.readClientFile(TRACE_FILE), r.startedAtMs), ...agentSteps];
       console.log(`  traced ${describeRfbRun(r)}`);
       for (const step of traces[tool]) console.log(`    ${step}`);
     }

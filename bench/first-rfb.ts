@@ -34,6 +34,8 @@ export async function checkOk(what: string, r: RunResult, b: BenchLab): Promise<
 export interface RfbRun {
   tool: 'vmdesk' | 'openssh';
   rep: number;
+  /** Epoch ms when the command was spawned (the clock of strace -ttt, the agent's log and `ps --json`). */
+  startedAtMs: number;
   /** Spawning the command to the first RFB bytes read through the forward. */
   firstRfbMs: number;
   /** Spawning the command to the forward's port first accepting. */
@@ -57,7 +59,7 @@ export async function timeFirstRfb(b: BenchLab, tool: RfbRun['tool'], rep: numbe
     const load = loadBetween(before, await loadSnapshot());
     const out = lastJsonLine<{ firstByteAtMs: number; acceptedAtMs: number; greeting: string }>(poller.stdout());
     if (!out.greeting.startsWith('RFB 003.')) throw new Error(`not an RFB greeting on ${localPort}: ${JSON.stringify(out.greeting)}`);
-    return { tool, rep, firstRfbMs: out.firstByteAtMs - t0, acceptMs: out.acceptedAtMs - t0, commandMs, load };
+    return { tool, rep, startedAtMs: t0, firstRfbMs: out.firstByteAtMs - t0, acceptMs: out.acceptedAtMs - t0, commandMs, load };
   } finally {
     await poller.stop();
   }
