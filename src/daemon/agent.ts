@@ -70,6 +70,7 @@ export async function runAgent(opts: AgentOptions): Promise<boolean> {
   /** Hop lists being warmed (see WarmParams), and warm chains held until their `open` (or WARM_HOLD_MS). */
   const warming = new Set<string>();
   const adopted = new Set<string>();
+  const warmHops = new Map<string, HopSpec[]>();
   const warmHeld = new Map<string, { chain: SshChain; timer: NodeJS.Timeout }>();
   const dropWarm = (key: string): Promise<void> => {
     const w = warmHeld.get(key);
@@ -168,9 +169,17 @@ export async function runAgent(opts: AgentOptions): Promise<boolean> {
         return { version: VERSION, build: BUILD_ID, protocol: PROTOCOL_VERSION, pid: process.pid } satisfies HelloResult;
       case 'warm': {
         const p = params as unknown as WarmParams;
-        const hops = await planHops(p.dest, { ...(p.configFile ? { configFile: p.configFile } : {}), ...(p.jump ? { jump: p.jump } : {}) });
+        // Resolved once per agent: `ssh -G` twice is ~50-70 ms of CPU that the CLI, busy with its own chain, would
+        // wait for on a two-core machine. A stale entry (ssh_config edited meanwhile) only warms a chain that the
+        // `open`, which brings the CLI's own hops, does not use.
+        const target = JSON.stringify([p.dest, p.configFile ?? null, p.jump ?? null]);
+        let hops = warmHops.get(target);
+        if (!hops) {
+          hops = await planHops(p.dest, { ...(p.configFile ? { configFile: p.configFile } : {}), ...(p.jump ? { jump: p.jump } : {}) });
+          warmHops.set(target, hops);
+        }
         const key = ChainPool.keyOf(hops, p.agentSocket);
-        if (warming.has(key) || warmHeld.has(key)) return { ok: true };
+        if (pool.has(key) || warming.has(key) || warmHeld.has(key)) return { ok: true };
         warming.add(key);
         log(`warming a chain to ${p.dest}`);
         pool.acquire(hops, { acceptNewHostKey: false, ...(p.agentSocket ? { agentSocket: p.agentSocket } : {}), log }).then(
