@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CHECKOUT, labDown, labUp, type ClientProcess, type Lab, type RunResult } from '../test/lab/lab.js';
 import { clientSshConfig } from '../test/lab/accounts.js';
 import { killGroup, spawnDetached } from '../test/lab/exec.js';
+import { libvirtDown, libvirtUp, type Hypervisor } from '../test/lab/libvirt/hypervisor.js';
 import { NAMESPACES, pidsIn } from '../test/lab/netns.js';
 import { killPids, processName } from '../test/lab/processes.js';
 import { pollUntil, PollAbortError } from '../test/lab/poll.js';
@@ -36,6 +37,7 @@ export function lastJsonLine<T>(stdout: string): T {
 
 export class BenchLab {
   private serverBaseline = new Set<number>();
+  private hypervisor: Promise<Hypervisor> | undefined;
 
   private constructor(
     readonly lab: Lab,
@@ -80,7 +82,23 @@ export class BenchLab {
     }
   }
 
+  /** The libvirt lab with its guests running, brought up once for the benches that share it (cold, warm). */
+  guests(): Promise<Hypervisor> {
+    this.hypervisor ??= libvirtUp({ namespace: NAMESPACES.host });
+    return this.hypervisor;
+  }
+
+  /** Takes the shared libvirt lab down (before a bench that brings up its own, and at the end). */
+  async releaseGuests(): Promise<void> {
+    if (!this.hypervisor) return;
+    const up = this.hypervisor;
+    this.hypervisor = undefined;
+    await up.catch(() => {});
+    await libvirtDown({ namespace: NAMESPACES.host });
+  }
+
   async close(): Promise<void> {
+    await this.releaseGuests().catch((e: unknown) => console.error(`libvirt lab teardown: ${String(e)}`));
     killGroup(this.services.pid, 'SIGTERM');
     await this.scripts.remove();
     await labDown();

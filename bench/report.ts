@@ -93,7 +93,8 @@ export function printComparison(c: Comparison): void {
   const verdicts = { met: 'MET', missed: 'MISSED', unclear: 'UNCLEAR (the ratio of medians and the paired ratio disagree)' };
   const target = c.target && c.verdict ? `  target ${targetText(c.target, c.unit)}: ${verdicts[c.verdict]}` : '';
   const paired = c.pairedRatios ? ` (per repetition: ${c.pairedRatios.map(fmt).join(', ')}; median ${fmt(c.pairedRatio!)})` : '';
-  console.log(`  ${c.what}: vmdesk ${fmt(c.vmdesk)} ${c.unit}, ${c.peerName} ${fmt(c.peer)} ${c.unit}, ${c.ratioMeaning} = ${fmt(c.ratio)}${paired}${target}`);
+  const vsPeer = Number.isFinite(c.peer) ? `, ${c.peerName} ${fmt(c.peer)} ${c.unit}, ${c.ratioMeaning} = ${fmt(c.ratio)}` : '';
+  console.log(`  ${c.what}: vmdesk ${fmt(c.vmdesk)} ${c.unit}${vsPeer}${paired}${target}`);
 }
 
 function table(rows: string[][]): string {
@@ -109,8 +110,8 @@ export function summaryTable(results: readonly BenchResult[]): string {
         r.name,
         c.what,
         `${fmt(c.vmdesk)} ${c.unit}`,
-        `${fmt(c.peer)} ${c.unit}`,
-        `${fmt(c.ratio)} (${c.ratioMeaning.split(' ')[0]})`,
+        Number.isFinite(c.peer) ? `${fmt(c.peer)} ${c.unit}` : '-',
+        Number.isFinite(c.ratio) ? `${fmt(c.ratio)} (${c.ratioMeaning.split(' ')[0]})` : '-',
         c.pairedRatio !== undefined ? fmt(c.pairedRatio) : '-',
         c.target ? targetText(c.target, c.unit) : '-',
         c.verdict === 'met' ? 'yes' : c.verdict === 'missed' ? 'NO' : c.verdict === 'unclear' ? 'unclear' : '-',

@@ -4,8 +4,8 @@
  * Every bench measures vmdesk and its peer in the same run, interleaved, and
  * reports medians and the ratio against the target from the issue.
  *
- *   npm run bench                        all six
- *   npm run bench -- throughput rtt      a subset: setup, throughput, parallel, rtt, ls, console
+ *   npm run bench                        all of them
+ *   npm run bench -- cold warm           a subset: setup, range, cold, warm, start, throughput, parallel, rtt, ls, console
  *   BENCH_QUICK=1 npm run bench          smaller transfers and fewer repetitions
  *
  * Results: a summary table at the end, and JSON in bench/results/ (gitignored).
@@ -15,13 +15,17 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BenchLab } from './bench-lab.js';
 import { describeMachine, machineInfo } from './machine-info.js';
+import { benchCold } from './cold-console.js';
 import { benchConsole } from './console.js';
 import { benchLs } from './ls.js';
+import { benchStart } from './npm-start.js';
 import { benchParallelStreams } from './parallel-streams.js';
+import { benchRange } from './range-forwards.js';
 import { summaryTable, writeResults, type BenchResult } from './report.js';
 import { benchRoundTrip } from './round-trip.js';
 import { benchSetup } from './setup-forwards.js';
 import { benchSingleStream } from './single-stream.js';
+import { benchWarm } from './warm-console.js';
 import { MIB } from './stats.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -34,10 +38,38 @@ function reps(full: number, quick: number): number {
   return QUICK ? quick : full;
 }
 
-const BENCHES: Record<string, { about: string; run: (b: BenchLab) => Promise<BenchResult> }> = {
+interface Bench {
+  about: string;
+  run: (b: BenchLab) => Promise<BenchResult>;
+  /** Runs outside the lab (no lab is brought up when only such benches are chosen). */
+  noLab?: boolean;
+  /** Uses the libvirt lab's running guests, shared between such benches. */
+  guests?: boolean;
+}
+
+const BENCHES: Record<string, Bench> = {
   setup: {
     about: '101 forwards 5900..6000 through the jump: vmdesk forward -d vs the seed loop of ssh -L -N -f',
     run: (b) => benchSetup(b, { reps: reps(3, 1) }),
+  },
+  range: {
+    about: '101 forwards 5900..6000 through the jump: vmdesk forward -d vs ONE ssh -N -f with 101 -L',
+    run: (b) => benchRange(b, { reps: reps(5, 3) }),
+  },
+  cold: {
+    about: 'nothing running to the first RFB bytes of win2016: vmdesk vnc -d vs ssh -L ... -N -f (needs the libvirt lab)',
+    run: (b) => benchCold(b, { reps: reps(5, 3) }),
+    guests: true,
+  },
+  warm: {
+    about: 'a second VM (rhel8) while a chain is held: vmdesk vnc -d vs ssh -O forward on a ControlMaster (libvirt lab)',
+    run: (b) => benchWarm(b, { reps: reps(5, 3) }),
+    guests: true,
+  },
+  start: {
+    about: 'npm start -- --no-open after a build until it prints its URL (outside the lab)',
+    run: () => benchStart({ reps: reps(5, 3) }),
+    noLab: true,
   },
   throughput: {
     about: 'one 1 GiB stream (256 MiB with BENCH_QUICK=1) over the 2-hop chain: vmdesk vs ssh -L with ProxyJump',
@@ -80,13 +112,14 @@ async function main(argv: string[]): Promise<number> {
   console.log(`# benches: ${names.join(', ')}${QUICK ? ' (BENCH_QUICK=1)' : ''}`);
 
   const t0 = Date.now();
-  const lab = await BenchLab.open();
+  const needsLab = names.some((n) => !BENCHES[n]!.noLab);
+  const lab = needsLab ? await BenchLab.open() : undefined;
   let interrupted = false;
   const onSignal = (): void => {
     if (interrupted) return;
     interrupted = true;
     console.error('\ninterrupted: tearing the lab down');
-    void lab.close().finally(() => process.exit(130));
+    void (lab?.close() ?? Promise.resolve()).finally(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -98,18 +131,20 @@ async function main(argv: string[]): Promise<number> {
       console.log(`\n## ${name}: ${BENCHES[name]!.about}`);
       const started = Date.now();
       try {
-        const r = await BENCHES[name]!.run(lab);
+        // ls and console bring up (and down) their own libvirt lab.
+        if (!BENCHES[name]!.guests && !BENCHES[name]!.noLab) await lab!.releaseGuests();
+        const r = await BENCHES[name]!.run(lab!);
         results.push(r);
         console.log(`  (${Math.round((Date.now() - started) / 1000)} s)`);
       } catch (e) {
         const error = e instanceof Error ? (e.stack ?? e.message) : String(e);
         failures.push({ name, error });
         console.error(`  ${name} FAILED: ${error}`);
-        await lab.stopAll().catch(() => {});
+        await lab?.stopAll().catch(() => {});
       }
     }
   } finally {
-    if (!interrupted) await lab.close();
+    if (!interrupted) await lab?.close();
   }
 
   console.log(`\n## summary (medians; ${Math.round((Date.now() - t0) / 1000)} s in all)\n`);

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Builds dist/: the TypeScript of src/ with tsc, then web/ with scripts/build-web.mjs.
+// Builds dist/: the TypeScript of src/ with tsc (type checking, and the modules tests and library users import),
+// the CLI and agent bundles with scripts/build-bundle.mjs (what bin/vmdesk runs), then web/ with scripts/build-web.mjs.
 // `--if-stale` (what `npm start` uses) skips each part whose inputs are what they were at its last
 // build: the digest of every input's path, size and mtime is kept in dist/.build-inputs.json, so a
 // checkout that `npm ci` has just built starts at once, and an edit, a checkout or a new lockfile
@@ -41,6 +42,12 @@ const parts = [
     inputs: () => [...files('src', (p) => p.endsWith('.ts') && !p.endsWith('.test.ts')), 'tsconfig.json', 'tsconfig.build.json', ...lock],
     output: 'dist/cli/main.js',
     run: [process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')]],
+  },
+  {
+    name: 'bundle',
+    inputs: () => [...files('src', (p) => p.endsWith('.ts') && !p.endsWith('.test.ts')), 'scripts/build-bundle.mjs', 'package.json', ...lock],
+    output: 'dist/vmdesk.mjs',
+    run: [process.execPath, [join(root, 'scripts', 'build-bundle.mjs')]],
   },
   {
     name: 'web',

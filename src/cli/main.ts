@@ -3,10 +3,13 @@
  * error to a one-line message and an exit code in one place. The only
  * module that calls process.exit.
  */
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { VmdeskError } from '../errors.js';
 import { ensureRuntimeDir } from '../daemon/runtime-dir.js';
-import { VERSION } from '../daemon/version.js';
+import { AgentClient } from '../daemon/agent-client.js';
+import type { WarmParams } from '../daemon/agent.js';
+import { IS_BUNDLE, VERSION } from '../daemon/version.js';
 import type { ForwardOptions } from './commands/forward.js';
 import type { AuditOptions, EditOptions, PinIpOptions } from './commands/audit.js';
 import type { UiOptions } from './commands/ui.js';
@@ -20,6 +23,15 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 const forwardCmd = () => import('./commands/forward.js');
 const psCmd = () => import('./commands/ps.js');
 const vmCmd = () => import('./commands/vm.js');
+
+/** What the agent needs to warm a chain to the host of HOST/VM (undefined for a bare VM name: which host is not known yet). */
+async function warmTarget(ref: string, opts: VmCommandOptions): Promise<WarmParams | undefined> {
+  const { splitVmRef, hostTarget } = await import('./vm-context.js');
+  const { host } = splitVmRef(ref);
+  if (!host) return undefined;
+  const t = hostTarget(host, opts);
+  return { dest: t.dest, ...(t.sshConfig ? { configFile: t.sshConfig } : {}), ...(t.jump ? { jump: t.jump } : {}), ...(process.env.SSH_AUTH_SOCK ? { agentSocket: process.env.SSH_AUTH_SOCK } : {}) };
+}
 
 function stopSignal(): Promise<string> {
   return new Promise((resolve) => {
@@ -41,7 +53,16 @@ function buildProgram(run: (p: Promise<number>) => void): Command {
 
   // The agent moves bulk data: a larger young generation means far fewer scavenges per GiB
   // (measured with the packet-size fix: the agent's CPU per GiB fell 24%, docs/performance.md).
-  const agentCommand = [process.execPath, '--max-semi-space-size=32', ...process.execArgv, process.argv[1]!, '__agent'];
+  // From the bundle the agent is its own bundle (dist/agent.mjs, no CLI code to load); `__agent` marks it in `ps`.
+  const agentEntry = IS_BUNDLE ? [fileURLToPath(new URL('./agent.mjs', import.meta.url)), '__agent'] : [process.argv[1]!, '__agent'];
+  const agentCommand = [process.execPath, '--max-semi-space-size=32', ...process.execArgv, ...agentEntry];
+  // A detached tunnel ends in the agent: start it now, so that its start-up overlaps with the command's own work.
+  // For HOST/VM the agent also gets HOST's ssh destination, to connect there while the CLI looks the VM up.
+  const prestartAgent = (detach: boolean | undefined, vmRef?: { ref: string; opts: VmCommandOptions }): void => {
+    if (!detach) return;
+    const warm = vmRef ? () => warmTarget(vmRef.ref, vmRef.opts) : undefined;
+    AgentClient.prestart({ agentCommand, onNotice: (l) => process.stderr.write(`vmdesk: ${l}\n`) }, warm);
+  };
 
   program
     .command('forward')
@@ -69,7 +90,10 @@ function buildProgram(run: (p: Promise<number>) => void): Command {
     .option('--accept-new-host-key', 'trust and record unknown host keys (never changed ones)')
     .option('--json', 'machine-readable output')
     .addHelpText('after', '\nExamples:\n  vmdesk forward -d kvmhost 5900\n  vmdesk forward -d kvmhost 5900-6000\n  vmdesk forward -J jump labuser@192.168.0.2 3389:192.168.122.217:3389')
-    .action((dest: string, specs: string[], opts: ForwardOptions) => run(forwardCmd().then((m) => m.forwardCommand(dest, specs, opts, { agentCommand, stopSignal: stopSignal() }))));
+    .action((dest: string, specs: string[], opts: ForwardOptions) => {
+      prestartAgent(opts.detach);
+      run(forwardCmd().then((m) => m.forwardCommand(dest, specs, opts, { agentCommand, stopSignal: stopSignal() })));
+    });
 
   const hostOptions = (c: Command): Command =>
     c
@@ -108,7 +132,10 @@ function buildProgram(run: (p: Promise<number>) => void): Command {
       'after',
       '\nThe console is looked up again for every new connection, so a VM restarted on another autoport still works.\nExamples:\n  vmdesk vnc -d kvmhost/win2016 --open\n  vmdesk vnc kvmhost/win2016 --browser',
     )
-    .action((ref: string, opts: VmCommandOptions) => run(vmCmd().then((m) => m.vncCommand(ref, opts, { agentCommand, stopSignal: stopSignal() }))));
+    .action((ref: string, opts: VmCommandOptions) => {
+      prestartAgent(opts.detach && !opts.browser, { ref, opts });
+      run(vmCmd().then((m) => m.vncCommand(ref, opts, { agentCommand, stopSignal: stopSignal() })));
+    });
 
   vmForwardOptions(
     program
@@ -118,7 +145,10 @@ function buildProgram(run: (p: Promise<number>) => void): Command {
   )
     .option('--ip <address>', 'the guest IP (skips discovery)')
     .option('--rdp-file <path>', 'where to write the .rdp file (default: the runtime directory)')
-    .action((ref: string, opts: VmCommandOptions) => run(vmCmd().then((m) => m.rdpCommand(ref, opts, { agentCommand, stopSignal: stopSignal() }))));
+    .action((ref: string, opts: VmCommandOptions) => {
+      prestartAgent(opts.detach, { ref, opts });
+      run(vmCmd().then((m) => m.rdpCommand(ref, opts, { agentCommand, stopSignal: stopSignal() })));
+    });
 
   vmForwardOptions(
     program
@@ -128,7 +158,10 @@ function buildProgram(run: (p: Promise<number>) => void): Command {
   )
     .option('--ip <address>', 'the guest IP (skips discovery)')
     .option('--rdp-file <path>', 'where to write the .rdp file')
-    .action((ref: string, opts: VmCommandOptions) => run(vmCmd().then((m) => m.openCommand(ref, opts, { agentCommand, stopSignal: stopSignal() }))));
+    .action((ref: string, opts: VmCommandOptions) => {
+      prestartAgent(opts.detach ?? true, { ref, opts });
+      run(vmCmd().then((m) => m.openCommand(ref, opts, { agentCommand, stopSignal: stopSignal() })));
+    });
 
   hostOptions(program.command('hosts').description('list the hypervisors of the config file and whether they answer (ssh and libvirt)')).action((opts: VmCommandOptions) =>
     run(vmCmd().then((m) => m.hostsCommand(opts))),

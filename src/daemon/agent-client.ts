@@ -9,7 +9,7 @@ import { openSync, closeSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { VmdeskError, errorFromJSON } from '../errors.js';
 import type { Prompter } from '../ssh/prompter.js';
-import type { HelloResult } from './agent.js';
+import type { HelloResult, WarmParams } from './agent.js';
 import { PROTOCOL_VERSION, readMessages, writeMessage, type ControlMessage } from './control-protocol.js';
 import { agentLogPath, agentSocketPath, ensureRuntimeDir } from './runtime-dir.js';
 import { BUILD_ID } from './version.js';
@@ -32,8 +32,12 @@ interface Pending {
 /** How long a freshly spawned agent may take to answer on its socket. */
 const AGENT_START_TIMEOUT_MS = 30_000;
 
+/** The connection `prestart` began, until a `connect` takes it. */
+let early: Promise<AgentClient | undefined> | undefined;
+
 export class AgentClient {
   private seq = 0;
+  private closed = false;
   private readonly pending = new Map<number, Pending>();
 
   private constructor(private readonly sock: net.Socket) {
@@ -42,12 +46,41 @@ export class AgentClient {
       (m) => this.onMessage(m),
       (err) => this.failAll(err),
     );
-    sock.on('close', () => this.failAll(new VmdeskError('AGENT_UNAVAILABLE', 'the vmdesk agent closed the connection', { hint: 'see the agent log in the runtime directory' })));
+    sock.on('close', () => {
+      this.closed = true;
+      this.failAll(new VmdeskError('AGENT_UNAVAILABLE', 'the vmdesk agent closed the connection', { hint: 'see the agent log in the runtime directory' }));
+    });
     sock.on('error', () => {});
+  }
+
+  /**
+   * Start connecting to the agent (spawning one if none answers) now, for a command that will hand it a tunnel
+   * once its own work (ssh_config, the VM lookup) is done: the agent's start-up (a new Node process loading ssh2)
+   * then overlaps with that work instead of following it. With `warm`, the host the command is about to need is
+   * sent too, and the agent connects to it while the CLI does its own lookup there (see WarmParams). The next `connect({ start: true })` takes this
+   * connection; if none does, it closes when the CLI exits.
+   */
+  static prestart(opts: AgentClientOptions, warm?: () => Promise<WarmParams | undefined>): void {
+    if (early || !opts.agentCommand) return;
+    early = AgentClient.connect({ ...opts, start: true });
+    early.catch(() => {});
+    // Best effort: a warm chain that cannot be had changes nothing, the `open` connects as it always did.
+    if (warm) {
+      void Promise.all([early, warm()])
+        .then(([client, params]) => (client && params ? client.request('warm', params) : undefined))
+        .catch(() => {});
+    }
   }
 
   /** Connect to the running agent, or start one (when allowed). Returns undefined if none runs and `start` is false. */
   static async connect(opts: AgentClientOptions & { start: boolean }): Promise<AgentClient | undefined> {
+    if (opts.start && early) {
+      const started = early;
+      early = undefined;
+      const client = await started.catch(() => undefined);
+      // A prestarted connection the agent has closed meanwhile (it was replaced, or crashed) is not reused.
+      if (client && !client.closed) return client;
+    }
     const env = opts.env ?? process.env;
     const dir = ensureRuntimeDir(env);
     const path = agentSocketPath(dir);

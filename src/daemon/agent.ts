@@ -8,7 +8,9 @@ import { chmodSync, unlinkSync } from 'node:fs';
 import { VmdeskError, isVmdeskError } from '../errors.js';
 import type { ForwardSpec } from '../forward/types.js';
 import type { Prompter } from '../ssh/prompter.js';
+import { planHops } from '../ssh/hop-plan.js';
 import type { HopSpec } from '../ssh/types.js';
+import type { SshChain } from '../ssh/chain.js';
 import { ChainPool } from './chain-pool.js';
 import { PROTOCOL_VERSION, readMessages, writeMessage, type ControlMessage } from './control-protocol.js';
 import { agentSocketPath } from './runtime-dir.js';
@@ -26,6 +28,23 @@ export interface OpenParams {
   /** Whether the CLI has a terminal to answer prompts. */
   interactive?: boolean;
 }
+
+/**
+ * Parameters of the `warm` request: a host the CLI is about to hand a tunnel for, sent as soon as the CLI knows
+ * it (before its own lookup on the host), so the agent's SSH handshakes overlap with that lookup. The agent
+ * resolves the hops itself (ssh -G, as the CLI does) and holds the chain for WARM_HOLD_MS; an `open` with the
+ * same hops then finds it connected. A warm chain never prompts: one that needs a passphrase or a new host key
+ * fails quietly and the `open` connects again with the CLI's prompter.
+ */
+export interface WarmParams {
+  dest: string;
+  configFile?: string;
+  jump?: string;
+  agentSocket?: string;
+}
+
+/** How long a warmed chain waits for the `open` that it was warmed for. */
+const WARM_HOLD_MS = 15_000;
 
 export interface HelloResult {
   version: string;
@@ -48,6 +67,18 @@ export async function runAgent(opts: AgentOptions): Promise<boolean> {
   const idleExitMs = opts.idleExitMs ?? 2000;
   const pool = new ChainPool({ log });
   const tunnels = new Map<string, Tunnel>();
+  /** Hop lists being warmed (see WarmParams), and warm chains held until their `open` (or WARM_HOLD_MS). */
+  const warming = new Set<string>();
+  const adopted = new Set<string>();
+  const warmHops = new Map<string, HopSpec[]>();
+  const warmHeld = new Map<string, { chain: SshChain; timer: NodeJS.Timeout }>();
+  const dropWarm = (key: string): Promise<void> => {
+    const w = warmHeld.get(key);
+    if (!w) return Promise.resolve();
+    warmHeld.delete(key);
+    clearTimeout(w.timer);
+    return pool.release(w.chain);
+  };
   const clients = new Set<net.Socket>();
   let nextId = 1;
   let idleTimer: NodeJS.Timeout | undefined;
@@ -117,6 +148,8 @@ export async function runAgent(opts: AgentOptions): Promise<boolean> {
     }
     await Promise.all([...tunnels.values()].map((t) => t.close()));
     tunnels.clear();
+    for (const w of warmHeld.values()) clearTimeout(w.timer);
+    warmHeld.clear();
     await pool.closeAll();
     for (const c of clients) c.end();
     finish();
@@ -134,14 +167,57 @@ export async function runAgent(opts: AgentOptions): Promise<boolean> {
     switch (msg.method) {
       case 'hello':
         return { version: VERSION, build: BUILD_ID, protocol: PROTOCOL_VERSION, pid: process.pid } satisfies HelloResult;
+      case 'warm': {
+        const p = params as unknown as WarmParams;
+        // Resolved once per agent: `ssh -G` twice is ~50-70 ms of CPU that the CLI, busy with its own chain, would
+        // wait for on a two-core machine. A stale entry (ssh_config edited meanwhile) only warms a chain that the
+        // `open`, which brings the CLI's own hops, does not use.
+        const target = JSON.stringify([p.dest, p.configFile ?? null, p.jump ?? null]);
+        let hops = warmHops.get(target);
+        if (!hops) {
+          hops = await planHops(p.dest, { ...(p.configFile ? { configFile: p.configFile } : {}), ...(p.jump ? { jump: p.jump } : {}) });
+          warmHops.set(target, hops);
+        }
+        const key = ChainPool.keyOf(hops, p.agentSocket);
+        if (pool.has(key) || warming.has(key) || warmHeld.has(key)) return { ok: true };
+        warming.add(key);
+        log(`warming a chain to ${p.dest}`);
+        pool.acquire(hops, { acceptNewHostKey: false, ...(p.agentSocket ? { agentSocket: p.agentSocket } : {}), log }).then(
+          (chain) => {
+            warming.delete(key);
+            // An `open` already took this chain while it connected: its tunnel holds it, the warm reference goes.
+            log(`warm chain to ${p.dest} up (${chain.label})`);
+            if (adopted.delete(key)) return void pool.release(chain);
+            const timer = setTimeout(() => void dropWarm(key).finally(armIdle), WARM_HOLD_MS);
+            warmHeld.set(key, { chain, timer });
+          },
+          (err: unknown) => {
+            warming.delete(key);
+            log(`warm chain to ${p.dest} not kept: ${(err as Error)?.message ?? String(err)}`);
+          },
+        );
+        return { ok: true };
+      }
       case 'open': {
         const p = params as unknown as OpenParams;
-        const chain = await pool.acquire(p.hops, {
-          ...(p.interactive ? { prompter } : {}),
-          acceptNewHostKey: p.acceptNewHostKey ?? false,
-          ...(p.agentSocket ? { agentSocket: p.agentSocket } : {}),
-          log,
+        const acquire = () =>
+          pool.acquire(p.hops, {
+            ...(p.interactive ? { prompter } : {}),
+            acceptNewHostKey: p.acceptNewHostKey ?? false,
+            ...(p.agentSocket ? { agentSocket: p.agentSocket } : {}),
+            log,
+          });
+        // Joining a warm chain still connecting: if it fails (it had no prompter, or refused a new host key that
+        // this request accepts), connect once more with this request's own options.
+        const key = ChainPool.keyOf(p.hops, p.agentSocket);
+        const joinedWarm = warming.has(key);
+        const chain = await acquire().catch((err: unknown) => {
+          if (!joinedWarm) throw err;
+          return acquire();
         });
+        // The tunnel's reference keeps the chain from here on.
+        if (warmHeld.has(key)) await dropWarm(key);
+        else if (warming.has(key)) adopted.add(key);
         chain.setPrompter(undefined);
         const id = String(nextId++);
         const tunnel = new Tunnel({ id, dest: p.dest, chain, specs: p.specs, autoPort: p.autoPort ?? false, log: (l) => log(`[${id}] ${l}`) });

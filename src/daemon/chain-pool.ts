@@ -60,6 +60,11 @@ export class ChainPool {
     }
   }
 
+  /** Whether a chain for this key (see keyOf) is held or connecting. */
+  has(key: string): boolean {
+    return this.entries.has(key);
+  }
+
   get size(): number {
     return this.entries.size;
   }
