@@ -35,7 +35,7 @@ export interface VmView {
 
 export interface TunnelView {
   id: string;
-  kind: 'rdp' | 'console';
+  kind: 'rdp' | 'rdp-web' | 'console';
   host: string;
   vm: string;
   address?: string;
@@ -52,7 +52,7 @@ export interface VmReply { vm: VmView }
 export interface RdpReply { tunnelId: string; address: string; port: number; rdpFile: string }
 export interface TunnelsEvent { tunnels: TunnelView[] }
 export interface TicketReply { ticket: string; expiresInMs: number }
-export type TicketPurpose = { purpose: 'events' } | { purpose: 'console'; host: string; vm: string };
+export type TicketPurpose = { purpose: 'events' } | { purpose: 'console' | 'rdp'; host: string; vm: string };
 
 /** An error answer of the API, or a transport failure (`code` NETWORK / HTTP_n). */
 export class ApiError extends Error {

@@ -46,7 +46,8 @@ export interface HostView {
 
 export interface TunnelView {
   id: string;
-  kind: 'rdp' | 'console';
+  /** `rdp`: a loopback forward for a native client; `rdp-web`: RDP sessions in the browser (the RDCleanPath endpoint). */
+  kind: 'rdp' | 'rdp-web' | 'console';
   host: string;
   vm: string;
   address?: string;
@@ -89,6 +90,7 @@ interface Session {
 
 interface ConsoleTunnel {
   id: string;
+  kind: 'console' | 'rdp-web';
   host: string;
   vm: string;
   active: number;
@@ -255,15 +257,18 @@ export class HostSessions extends EventEmitter<HostSessionsEvents> {
     const key = `${name}\u0000${vm}`;
     let t = this.consoles.get(key);
     if (!t) {
-      t = { id: `c${this.nextId++}`, host: name, vm, active: 0, bytesIn: 0, bytesOut: 0 };
+      t = { id: `c${this.nextId++}`, kind: 'console', host: name, vm, active: 0, bytesIn: 0, bytesOut: 0 };
       this.consoles.set(key, t);
     }
-    const tunnel = t;
+    return { stream, ...this.track(key, t) };
+  }
+
+  /** Counts a session on `tunnel` (shown in the dashboard) until its release. */
+  private track(key: string, tunnel: ConsoleTunnel): Omit<ConsoleChannel, 'stream'> {
     tunnel.active++;
     this.emit('tunnels');
     let released = false;
     return {
-      stream,
       count: (bytesIn, bytesOut) => {
         tunnel.bytesIn += bytesIn;
         tunnel.bytesOut += bytesOut;
@@ -276,6 +281,33 @@ export class HostSessions extends EventEmitter<HostSessionsEvents> {
         this.emit('tunnels');
       },
     };
+  }
+
+  /**
+   * Where the VM's RDP server is right now: its IP found by MAC (DHCP leases,
+   * then the neighbour table) on the hypervisor, port 3389. Looked up for
+   * every browser RDP connection, never remembered (a guest's lease moves).
+   */
+  async rdpTarget(name: string, vm: string): Promise<{ kind: 'tcp'; host: string; port: number }> {
+    const s = this.session(name);
+    const chain = await this.chainOf(name);
+    const t = await resolveVmTarget(this.execOf(chain), { kind: 'vm', uri: s.host.uri, vm, service: 'rdp' }, name);
+    if (t.kind !== 'tcp') throw new VmdeskError('INTERNAL', `the RDP target of ${vm} is not a TCP address`);
+    return t;
+  }
+
+  /** A channel to the VM's RDP port for one browser RDP session (the RDCleanPath endpoint), with its bookkeeping. */
+  async openRdp(name: string, vm: string): Promise<ConsoleChannel & { serverAddr: string }> {
+    const target = await this.rdpTarget(name, vm);
+    const stream = await (await this.chainOf(name)).openChannel(target);
+    const key = `rdp-web\u0000${name}\u0000${vm}`;
+    let t = this.consoles.get(key);
+    if (!t) {
+      t = { id: `w${this.nextId++}`, kind: 'rdp-web', host: name, vm, active: 0, bytesIn: 0, bytesOut: 0 };
+      this.consoles.set(key, t);
+    }
+    const serverAddr = target.host.includes(':') ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
+    return { stream, serverAddr, ...this.track(key, t) };
   }
 
   /** Start (or reuse) a loopback forward to the guest's RDP port, its IP found by MAC on every connection. */
@@ -320,7 +352,7 @@ export class HostSessions extends EventEmitter<HostSessionsEvents> {
     const views: TunnelView[] = [];
     for (const t of this.consoles.values()) {
       const hops = this.sessions.get(t.host)?.chain?.hopStates() ?? [];
-      views.push({ id: t.id, kind: 'console', host: t.host, vm: t.vm, state: tunnelState(hops), hops, active: t.active, bytesIn: t.bytesIn, bytesOut: t.bytesOut });
+      views.push({ id: t.id, kind: t.kind, host: t.host, vm: t.vm, state: tunnelState(hops), hops, active: t.active, bytesIn: t.bytesIn, bytesOut: t.bytesOut });
     }
     for (const t of this.rdps.values()) {
       const hops = this.sessions.get(t.host)?.chain?.hopStates() ?? [];
