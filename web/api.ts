@@ -86,6 +86,12 @@ export function consoleHref(host: string, vm: string): string {
   return `/console?${new URLSearchParams({ host, vm }).toString()}${token === undefined ? '' : `#token=${encodeURIComponent(token)}`}`;
 }
 
+/** The RDP page's link (a new tab, like a console's: the token goes along in the fragment). */
+export function rdpHref(host: string, vm: string): string {
+  const token = sessionToken();
+  return `/rdp?${new URLSearchParams({ host, vm }).toString()}${token === undefined ? '' : `#token=${encodeURIComponent(token)}`}`;
+}
+
 /** An authenticated request: the token as a bearer header, never a cookie (credentials: 'omit'). */
 async function authFetch(path: string, init?: RequestInit): Promise<Response> {
   const token = sessionToken();
