@@ -59,3 +59,15 @@ test('malformed PDUs are RDCLEANPATH_INVALID', () => {
   // A destination that is not UTF-8.
   invalidCode(() => decodeRdCleanPath(Buffer.from('300da00402020d3ea2050c03ff6161', 'hex')));
 });
+
+test("decodes the request IronRDP's web client (ironrdp-wasm 1.1 in Chromium) really sent", () => {
+  // Captured at vmdesk's endpoint; proxy_auth is a ticket of a server long gone.
+  const der = fixture('rdcleanpath-request-ironrdp-wasm-1.1.der');
+  assert.equal(rdCleanPathLength(der), der.length);
+  const pdu = decodeRdCleanPath(der);
+  assert.equal(pdu.version, RDCLEANPATH_VERSION);
+  assert.equal(pdu.destination, 'win2016:3389');
+  assert.equal(pdu.proxyAuth?.length, 43, 'a 256-bit base64url ticket');
+  assert.match(pdu.x224ConnectionPdu!.toString('latin1'), /Cookie: mstshash=alice\r\n/);
+  assert.deepEqual(encodeRdCleanPath(pdu), der, 'our encoder writes the same DER');
+});
