@@ -14,7 +14,7 @@ import type { Duplex } from 'node:stream';
 import { createWebSocketStream, WebSocketServer, type WebSocket } from 'ws';
 import { VmdeskError } from '../errors.js';
 import { allowedHosts, bearerOf, isCrossOriginFetch, isHostAllowed, isOriginAllowed, newToken, TicketBook, type TicketPurpose } from './access.js';
-import { bridgeConsole } from './console-socket.js';
+import { bridgeConsole, keepAlive } from './console-socket.js';
 import { serveRdCleanPath } from '../console/rdp-proxy.js';
 import { errorView, type ErrorView, type HostSessions } from './host-sessions.js';
 import { BodyError, readBody } from './request-body.js';
@@ -313,6 +313,7 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
   function serveRdp(ws: WebSocket): void {
     const stream = createWebSocketStream(ws, { readableObjectMode: false, writableObjectMode: false });
     stream.on('error', () => {});
+    keepAlive(ws);
     void serveRdCleanPath(stream, {
       authorize: (pdu) => {
         const purpose = tickets.redeem(pdu.proxyAuth);
