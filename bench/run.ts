@@ -5,7 +5,7 @@
  * reports medians and the ratio against the target from the issue.
  *
  *   npm run bench                        all six
- *   npm run bench -- throughput rtt      a subset: setup, throughput, parallel, rtt, ls, console
+ *   npm run bench -- throughput rtt      a subset: setup, throughput, parallel, rtt, ls, console, rdp
  *   BENCH_QUICK=1 npm run bench          smaller transfers and fewer repetitions
  *
  * Results: a summary table at the end, and JSON in bench/results/ (gitignored).
@@ -18,6 +18,7 @@ import { describeMachine, machineInfo } from './machine-info.js';
 import { benchConsole } from './console.js';
 import { benchLs } from './ls.js';
 import { benchParallelStreams } from './parallel-streams.js';
+import { benchRdp } from './rdp.js';
 import { summaryTable, writeResults, type BenchResult } from './report.js';
 import { benchRoundTrip } from './round-trip.js';
 import { benchSetup } from './setup-forwards.js';
@@ -58,6 +59,10 @@ const BENCHES: Record<string, { about: string; run: (b: BenchLab) => Promise<Ben
   console: {
     about: "browser console to win2016 (needs the libvirt lab, chromium; websockify + novnc for the peer): vmdesk ui's page vs websockify + noVNC via ssh -L, navigation to screen painted; keystroke to echo vs a Node RFB client on a vmdesk forward",
     run: (b) => benchConsole(b, { reps: reps(10, 5), keyReps: reps(20, 10) }),
+  },
+  rdp: {
+    about: "RDP in the browser to the lab's RDP guest (FreeRDP shadow server, NLA; needs the libvirt lab, chromium, freerdp2-shadow-x11): navigation to first remote frame, first and cached open, beside xfreerdp /auth-only through a vmdesk rdp -d forward",
+    run: (b) => benchRdp(b, { reps: reps(10, 3) }),
   },
 };
 

@@ -15,24 +15,15 @@ import { chromiumSkipReason, launchChromium, saveShot } from '../browser/chromiu
 import { labDown, labUp, type Lab } from './lab.js';
 import { stopAll, vmdeskOk } from './cli-contract.js';
 import { libvirtDown, libvirtUp, type Hypervisor } from './libvirt/hypervisor.js';
-import { GATEWAY, LAB_UUID_PREFIX, type LabDomain } from './libvirt/domains.js';
+import { GATEWAY } from './libvirt/domains.js';
 import { defineGuest, leasedIps } from './libvirt/host-probes.js';
 import { signIn, startUi, type UiServer } from './console-page.js';
 import { pollUntil } from './poll.js';
-import { PATTERN_RGB, RDP_PASSWORD, RDP_USER, startRdpServer, xfreerdpAuthOnly, type RdpServer } from './rdp-server.js';
+import { rdpPath, sampleCanvas, submitLogin } from './rdp-page.js';
+import { RDP_LAB_GUEST, RDP_PASSWORD, RDP_USER, SHADOW_PORT, startRdpServer, xfreerdpAuthOnly, type RdpServer } from './rdp-server.js';
 
 const skip = chromiumSkipReason();
-const SHADOW_PORT = 13389;
-/** A guest of this file only: the lab's win2016 keeps its RDP-LAB banner (vms.test.ts checks it). */
-const RDP_GUEST: LabDomain = {
-  name: 'win2022',
-  uuid: `${LAB_UUID_PREFIX}00000000da01`,
-  mac: '52:54:00:6c:da:01',
-  graphics: 'loopback',
-  isRunning: true,
-  hostname: 'win2022',
-  rdpRelay: `${GATEWAY}:${SHADOW_PORT}`,
-};
+const RDP_GUEST = RDP_LAB_GUEST;
 
 let lab: Lab;
 let hv: Hypervisor;
@@ -72,43 +63,6 @@ after(async () => {
   await labDown();
 }, { timeout: 120_000 });
 
-/** Pixels of the RDP canvas in a rectangle (fractions of its size): how many are the pattern's colour, how many near-white. */
-async function sampleCanvas(p: Page, rect: { x: number; y: number; w: number; h: number }): Promise<{ width: number; height: number; pattern: number; white: number; total: number }> {
-  return p.evaluate(
-    ({ r, rgb }) => {
-      const canvas = document.getElementById('rdp-canvas') as HTMLCanvasElement;
-      const ctx = canvas.getContext('2d');
-      if (!ctx || canvas.width === 0) return { width: 0, height: 0, pattern: 0, white: 0, total: 0 };
-      const x = Math.floor(r.x * canvas.width);
-      const y = Math.floor(r.y * canvas.height);
-      const w = Math.floor(r.w * canvas.width);
-      const h = Math.floor(r.h * canvas.height);
-      const d = ctx.getImageData(x, y, w, h).data;
-      let pattern = 0;
-      let white = 0;
-      for (let i = 0; i < d.length; i += 4) {
-        if (Math.abs(d[i]! - rgb[0]) < 16 && Math.abs(d[i + 1]! - rgb[1]) < 16 && Math.abs(d[i + 2]! - rgb[2]) < 16) pattern++;
-        if (d[i]! > 235 && d[i + 1]! > 235 && d[i + 2]! > 235) white++;
-      }
-      return { width: canvas.width, height: canvas.height, pattern, white, total: w * h };
-    },
-    { r: rect, rgb: [PATTERN_RGB[0], PATTERN_RGB[1], PATTERN_RGB[2]] as [number, number, number] },
-  );
-}
-
-async function openRdpPage(vm: string): Promise<void> {
-  await page.goto(`${ui.origin}/rdp?host=kvmhost&vm=${encodeURIComponent(vm)}`);
-  await page.waitForSelector('#rdp-user');
-}
-
-async function submitLogin(user: string, password: string): Promise<string> {
-  await page.fill('#rdp-user', user);
-  await page.fill('#rdp-password', password);
-  await page.click('#btn-connect');
-  await page.waitForFunction(() => ['connected', 'failed', 'ended'].includes(document.body.dataset.state ?? ''), null, { timeout: 90_000 });
-  return page.evaluate(() => document.body.dataset.state ?? '');
-}
-
 describe('RDP in the browser through the jump host (chromium, FreeRDP shadow server with NLA)', { skip }, () => {
   test('a real client (xfreerdp /auth-only) passes NLA through a `vmdesk rdp -d` forward, and fails with a wrong password', { timeout: 120_000 }, async () => {
     const r = await vmdeskOk(lab, ['rdp', '-d', '--json', `kvmhost/${RDP_GUEST.name}`]);
@@ -120,8 +74,8 @@ describe('RDP in the browser through the jump host (chromium, FreeRDP shadow ser
   });
 
   test('a wrong password shows the error and no canvas', { timeout: 120_000 }, async () => {
-    await openRdpPage(RDP_GUEST.name);
-    assert.equal(await submitLogin(RDP_USER, 'not-the-password'), 'failed');
+    await page.goto(`${ui.origin}${rdpPath(RDP_GUEST.name)}`);
+    assert.equal(await submitLogin(page, RDP_USER, 'not-the-password'), 'failed');
     const code = await page.getAttribute('#error', 'data-code');
     assert.match(code ?? '', /^RDP_(LOGON_FAILED|WRONG_PASSWORD)$/);
     assert.equal(await page.isVisible('#rdp-canvas'), false);
@@ -130,8 +84,8 @@ describe('RDP in the browser through the jump host (chromium, FreeRDP shadow ser
   });
 
   test('logs in with the form, shows the shadowed display, and typed keys reach it', { timeout: 180_000 }, async () => {
-    await openRdpPage(RDP_GUEST.name);
-    assert.equal(await submitLogin(RDP_USER, RDP_PASSWORD), 'connected', (await page.textContent('#error')) ?? '');
+    await page.goto(`${ui.origin}${rdpPath(RDP_GUEST.name)}`);
+    assert.equal(await submitLogin(page, RDP_USER, RDP_PASSWORD), 'connected', (await page.textContent('#error')) ?? '');
     // The display: xev's white window on the left half, the magenta xmessage on the right half.
     const right = await pollUntil(
       async () => {

@@ -15,8 +15,21 @@ import { openSync, closeSync } from 'node:fs';
 import { killGroup, runChecked, runProcess, spawnDetached } from './exec.js';
 import { pollUntil } from './poll.js';
 import { fileExists } from './files.js';
+import { GATEWAY, LAB_UUID_PREFIX, type LabDomain } from './libvirt/domains.js';
 
 export const RDP_USER = 'rdpuser';
+/** Where the shadow server listens in the KVM host's namespace: its bridge address. */
+export const SHADOW_PORT = 13389;
+/** A lab guest whose port 3389 relays to the shadow server (the lab's win2016 keeps its RDP-LAB banner: vms.test.ts checks it). */
+export const RDP_LAB_GUEST: LabDomain = {
+  name: 'win2022',
+  uuid: `${LAB_UUID_PREFIX}00000000da01`,
+  mac: '52:54:00:6c:da:01',
+  graphics: 'loopback',
+  isRunning: true,
+  hostname: 'win2022',
+  rdpRelay: `${GATEWAY}:${SHADOW_PORT}`,
+};
 export const RDP_PASSWORD = 'Rdp-lab-pw1';
 export const RDP_WIDTH = 800;
 export const RDP_HEIGHT = 600;
