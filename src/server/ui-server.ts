@@ -324,8 +324,10 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
         };
       },
     }).then((outcome) => {
-      // Never the PDU itself: it holds the ticket. The code says what failed.
-      if (outcome.kind === 'refused' && outcome.error.code !== 'RDP_CONNECTION_CLOSED') log(`rdp: ${outcome.error.code}: ${outcome.error.message}`);
+      // The path to the VM failing is worth a line; a client's bad or unauthorised PDU adds none (as for HTTP).
+      // Never the PDU itself: it holds the ticket.
+      const quiet = ['RDP_CONNECTION_CLOSED', 'RDP_UNAUTHORIZED', 'RDCLEANPATH_INVALID'];
+      if (outcome.kind === 'refused' && !quiet.includes(outcome.error.code)) log(`rdp: ${outcome.error.code}: ${outcome.error.message}`);
     });
   }
 

@@ -139,6 +139,7 @@ describe('RDP endpoint (/ws/rdp)', () => {
     assert.equal(afterUse, before + 1);
     assert.equal(rdp.requests.length, afterUse, 'no refused PDU reached the RDP server');
     assert.ok(!logged.some((l) => l.includes(used) || l.includes(ui.token)), 'tickets and the token never appear in the log');
+    assert.deepEqual(logged.filter((l) => l.includes('RDP_UNAUTHORIZED')), [], "a client's refused PDU is not logged");
   });
 
   it('refuses an RDP ticket up front for a VM that is shut off, with its code', async () => {
