@@ -115,8 +115,9 @@ async function connect(username: string, password: string, domain: string): Prom
         canvas.style.cursor = kind === 'hidden' ? 'none' : kind === 'url' && data ? `url(${data}) ${x ?? 0} ${y ?? 0}, default` : 'default';
       })
       .setCursorStyleCallbackContext(null)
+      // No forceClipboardUpdateCallback: IronRDP then announces an empty clipboard at the start, as it should
+      // (reading the browser's clipboard needs a gesture; "Send clipboard" does it).
       .remoteClipboardChangedCallback((data: ClipboardData) => void onRemoteClipboard(data))
-      .forceClipboardUpdateCallback(() => {})
       .canvasResizedCallback(() => {});
     if (domain) builder.serverDomain(domain);
     signingIn = true;
