@@ -40,7 +40,11 @@ export function bearerOf(req: IncomingMessage, token: string): 'absent' | 'valid
 }
 
 /** What a ticket opens: the event stream, one console's WebSocket, or one VM's browser RDP session. */
-export type TicketPurpose = { kind: 'events' } | { kind: 'console'; host: string; vm: string } | { kind: 'rdp'; host: string; vm: string };
+export type TicketPurpose =
+  | { kind: 'events' }
+  | { kind: 'console'; host: string; vm: string }
+  /** `target`: where the guest's RDP port was found when the ticket was issued, for the one connection it opens. */
+  | { kind: 'rdp'; host: string; vm: string; target?: { kind: 'tcp'; host: string; port: number } };
 
 function isSamePurpose(a: TicketPurpose, b: TicketPurpose): boolean {
   if (a.kind === 'events' || b.kind === 'events') return a.kind === b.kind;

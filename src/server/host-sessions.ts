@@ -296,9 +296,12 @@ export class HostSessions extends EventEmitter<HostSessionsEvents> {
     return t;
   }
 
-  /** A channel to the VM's RDP port for one browser RDP session (the RDCleanPath endpoint), with its bookkeeping. */
-  async openRdp(name: string, vm: string): Promise<ConsoleChannel & { serverAddr: string }> {
-    const target = await this.rdpTarget(name, vm);
+  /**
+   * A channel to the VM's RDP port for one browser RDP session (the RDCleanPath endpoint), with its
+   * bookkeeping; `found` is this connection's own lookup when it was made already (its ticket's).
+   */
+  async openRdp(name: string, vm: string, found?: { kind: 'tcp'; host: string; port: number }): Promise<ConsoleChannel & { serverAddr: string }> {
+    const target = found ?? (await this.rdpTarget(name, vm));
     const stream = await (await this.chainOf(name)).openChannel(target);
     const key = `rdp-web\u0000${name}\u0000${vm}`;
     let t = this.consoles.get(key);

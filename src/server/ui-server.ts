@@ -216,9 +216,9 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
       let purpose: TicketPurpose = { kind: 'events' };
       if (body.purpose === 'rdp') {
         if (!body.host || !body.vm) throw new BodyError('UI_BODY_INVALID', 'an RDP ticket needs "host" and "vm"');
-        // Refuse now, with the reason (no such VM, not running, no IP), rather than in the PDU's bare status code.
-        await sessions.rdpTarget(body.host, body.vm);
-        purpose = { kind: 'rdp', host: body.host, vm: body.vm };
+        // The lookup for the connection this ticket opens, made now: a refusal comes with its reason (no such VM,
+        // not running, no IP) rather than the PDU's bare status code, and the endpoint need not look up again.
+        purpose = { kind: 'rdp', host: body.host, vm: body.vm, target: await sessions.rdpTarget(body.host, body.vm) };
       } else if (body.purpose === 'console') {
         if (!body.host || !body.vm) throw new BodyError('UI_BODY_INVALID', 'a console ticket needs "host" and "vm"');
         purpose = { kind: 'console', host: body.host, vm: body.vm };
@@ -319,7 +319,7 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
         const purpose = tickets.redeem(pdu.proxyAuth);
         if (purpose?.kind !== 'rdp') return undefined;
         return async () => {
-          const ch = await sessions.openRdp(purpose.host, purpose.vm);
+          const ch = await sessions.openRdp(purpose.host, purpose.vm, purpose.target);
           return { stream: ch.stream, serverAddr: ch.serverAddr, count: ch.count, release: ch.release };
         };
       },
