@@ -47,6 +47,7 @@ import {
   type UiServer,
 } from '../test/lab/console-page.js';
 import { CHECKOUT } from '../test/lab/lab.js';
+import { LAB_DOMAINS } from '../test/lab/libvirt/domains.js';
 import { killGroup, spawnDetached } from '../test/lab/exec.js';
 import { libvirtDown, libvirtUp, type Hypervisor } from '../test/lab/libvirt/hypervisor.js';
 import { NAMESPACES } from '../test/lab/netns.js';
@@ -252,7 +253,7 @@ export async function benchConsole(b: BenchLab, opts: { reps: number; keyReps: n
     ui = await startUi(b.lab, ['ui', '-F', b.sshConfigPath, 'kvmhost']);
     browser = await launchChromium({ netns: NAMESPACES.client });
     // A fresh tab has no stored token: the console link carries it in its fragment, as the dashboard's links do.
-    const vmdeskUrl = `${ui.origin}${consolePath('kvmhost', VM)}${new URL(ui.url).hash}`;
+    const vmdeskUrl = `${ui.origin}${consolePath('kvmhost', LAB_DOMAINS.find((d) => d.name === VM)!)}${new URL(ui.url).hash}`;
 
     let novncUrl: string | undefined;
     if (!whyNoPeer) {

@@ -65,7 +65,7 @@ export async function benchRdp(b: BenchLab, opts: { reps: number }): Promise<Ben
     const fwd = await b.vmdeskOk(['rdp', '-d', '--json', '-F', b.sshConfigPath, `kvmhost/${RDP_LAB_GUEST.name}`]);
     const fwdPort = Number(/:(\d+)$/.exec((JSON.parse(fwd.stdout) as { address: string }).address)?.[1]);
     browser = await launchChromium({ netns: b.lab.namespaces.client });
-    const url = `${ui.origin}${rdpPath(RDP_LAB_GUEST.name)}#token=${new URL(ui.url).hash.slice('#token='.length)}`;
+    const url = `${ui.origin}${rdpPath(RDP_LAB_GUEST)}#token=${new URL(ui.url).hash.slice('#token='.length)}`;
     const warm = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     await timeOpen(warm, url);
     const display = rdp.display;

@@ -37,6 +37,7 @@ export interface TunnelView {
   id: string;
   kind: 'rdp' | 'rdp-web' | 'console';
   host: string;
+  uuid: string;
   vm: string;
   address?: string;
   state: 'up' | 'connecting' | 'down';
@@ -52,7 +53,7 @@ export interface VmReply { vm: VmView }
 export interface RdpReply { tunnelId: string; address: string; port: number; rdpFile: string }
 export interface TunnelsEvent { tunnels: TunnelView[] }
 export interface TicketReply { ticket: string; expiresInMs: number }
-export type TicketPurpose = { purpose: 'events' } | { purpose: 'console' | 'rdp'; host: string; vm: string };
+export type TicketPurpose = { purpose: 'events' } | { purpose: 'console' | 'rdp'; host: string; uuid: string };
 
 /** An error answer of the API, or a transport failure (`code` NETWORK / HTTP_n). */
 export class ApiError extends Error {
@@ -72,24 +73,25 @@ export function vmsPath(host: string): string {
   return `/api/hosts/${encodeURIComponent(host)}/vms`;
 }
 
-export function vmPath(host: string, vm: string): string {
-  return `${vmsPath(host)}/${encodeURIComponent(vm)}`;
+/** The API names a VM by host and UUID (docs/ui.md); its name is only shown. */
+export function vmPath(host: string, uuid: string): string {
+  return `${vmsPath(host)}/${encodeURIComponent(uuid)}`;
 }
 
 /**
- * A console page's link. It opens in a new tab without an opener, which
- * starts with an empty sessionStorage: the token goes along in the fragment
- * (never sent to a server), as in the link vmdesk prints.
+ * A console page's link: `uuid` says which VM, `name` is for the title. It opens in a new tab without an
+ * opener, which starts with an empty sessionStorage: the token goes along in the fragment (never sent to a
+ * server), as in the link vmdesk prints.
  */
-export function consoleHref(host: string, vm: string): string {
+export function consoleHref(host: string, vm: { uuid: string; name: string }): string {
   const token = sessionToken();
-  return `/console?${new URLSearchParams({ host, vm }).toString()}${token === undefined ? '' : `#token=${encodeURIComponent(token)}`}`;
+  return `/console?${new URLSearchParams({ host, uuid: vm.uuid, name: vm.name }).toString()}${token === undefined ? '' : `#token=${encodeURIComponent(token)}`}`;
 }
 
 /** The RDP page's link (a new tab, like a console's: the token goes along in the fragment). */
-export function rdpHref(host: string, vm: string): string {
+export function rdpHref(host: string, vm: { uuid: string; name: string }): string {
   const token = sessionToken();
-  return `/rdp?${new URLSearchParams({ host, vm }).toString()}${token === undefined ? '' : `#token=${encodeURIComponent(token)}`}`;
+  return `/rdp?${new URLSearchParams({ host, uuid: vm.uuid, name: vm.name }).toString()}${token === undefined ? '' : `#token=${encodeURIComponent(token)}`}`;
 }
 
 /** An authenticated request: the token as a bearer header, never a cookie (credentials: 'omit'). */

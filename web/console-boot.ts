@@ -3,10 +3,10 @@ import { openConsoleSocket } from './console-socket.js';
 
 const params = new URLSearchParams(location.search);
 const host = params.get('host');
-const vm = params.get('vm');
-if (host && vm && window.vmdeskConsoleStarted !== true) {
-  const socket = openConsoleSocket(location, host, vm);
+const uuid = params.get('uuid');
+if (host && uuid && window.vmdeskConsoleStarted !== true) {
+  const socket = openConsoleSocket(location, host, uuid);
   // console.ts takes it (and its failure) on its first attempt.
   socket.catch(() => {});
-  window.vmdeskEarlyConsole = { host, vm, socket };
+  window.vmdeskEarlyConsole = { host, uuid, socket };
 }

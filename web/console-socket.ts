@@ -13,21 +13,21 @@
  */
 import { fetchTicket } from './api';
 
-export function consoleUrl(loc: Location, host: string, vm: string, ticket: string): string {
+export function consoleUrl(loc: Location, host: string, uuid: string, ticket: string): string {
   const scheme = loc.protocol === 'https:' ? 'wss' : 'ws';
-  return `${scheme}://${loc.host}/ws/console?${new URLSearchParams({ host, vm, ticket }).toString()}`;
+  return `${scheme}://${loc.host}/ws/console?${new URLSearchParams({ host, uuid, ticket }).toString()}`;
 }
 
 /** A ticket, then the socket it opens; rejects with the ticket request's ApiError. */
-export async function openConsoleSocket(loc: Location, host: string, vm: string): Promise<BufferedChannel> {
-  const ticket = await fetchTicket({ purpose: 'console', host, vm });
-  return new BufferedChannel(consoleUrl(loc, host, vm, ticket));
+export async function openConsoleSocket(loc: Location, host: string, uuid: string): Promise<BufferedChannel> {
+  const ticket = await fetchTicket({ purpose: 'console', host, uuid });
+  return new BufferedChannel(consoleUrl(loc, host, uuid, ticket));
 }
 
-/** The socket console-boot.ts started for `host`/`vm`, for the page's first attempt. */
+/** The socket console-boot.ts started for the VM `uuid` on `host`, for the page's first attempt. */
 export interface EarlyConsole {
   host: string;
-  vm: string;
+  uuid: string;
   socket: Promise<BufferedChannel>;
 }
 

@@ -21,7 +21,9 @@ const TYPE_GAP_MS = 8;
 
 const params = new URLSearchParams(location.search);
 const host = params.get('host') ?? '';
-const vm = params.get('vm') ?? '';
+// The VM is `uuid` (the API's identity); `name` is only shown, and replaced by the server's answer once one comes.
+const uuid = params.get('uuid') ?? '';
+let vm = params.get('name') || uuid;
 
 const screen = byId('screen');
 const stage = byId('stage');
@@ -108,9 +110,9 @@ function clearTimers(): void {
 function openSocket(): Promise<BufferedChannel> {
   const early = window.vmdeskEarlyConsole;
   window.vmdeskEarlyConsole = undefined;
-  if (early && early.host === host && early.vm === vm) return early.socket;
+  if (early && early.host === host && early.uuid === uuid) return early.socket;
   void early?.socket.then((s) => s.close(), () => {});
-  return openConsoleSocket(location, host, vm);
+  return openConsoleSocket(location, host, uuid);
 }
 
 async function connect(): Promise<void> {
@@ -227,14 +229,15 @@ async function onDrop(
   let text: string;
   let hint: string | undefined;
   try {
-    const { vm: view } = await fetchJson<VmReply>(vmPath(host, vm));
+    const { vm: view } = await fetchJson<VmReply>(vmPath(host, uuid));
+    showName(view.name);
     const closeInfo = describeClose(closeEvent?.() ?? null);
     code = closeInfo.code;
     text = closeInfo.text;
     if (view.state !== 'running') {
       code = 'VM_NOT_RUNNING';
       text = `${vm} is ${view.state}; waiting for it to start`;
-      hint = `Start it (virsh start ${vm}); this page reconnects by itself.`;
+      hint = `Start it (virsh start ${uuid}, or vmdesk vnc --start); this page reconnects by itself.`;
     } else if (!view.consoles.some((c) => c.isUsable)) {
       code ??= 'VNC_NOT_CONFIGURED';
       text = `${vm} has no VNC console vmdesk can open`;
@@ -390,16 +393,21 @@ function main(): void {
   wireControls();
   applyScale();
   applyViewOnly();
-  if (host === '' || vm === '') {
+  if (host === '' || uuid === '') {
     document.title = 'console — vmdesk';
     setState('disconnected', 'disconnected: no VM given');
     showOverlay({ text: 'This console page needs a host and a VM.', hint: 'Open consoles from the dashboard, or run `vmdesk vnc HOST/VM --browser`.' });
     return;
   }
-  document.title = `${vm} — vmdesk`;
-  byId('vm-name').textContent = vm;
+  showName(vm);
   replace(byId('host-name'), 'on ', h('span', null, host));
   void connect();
+}
+
+function showName(name: string): void {
+  vm = name;
+  document.title = `${vm} — vmdesk`;
+  byId('vm-name').textContent = vm;
 }
 
 main();

@@ -244,7 +244,7 @@ async function moveToLoopback(host: string, vm: VmView, button: HTMLButtonElemen
   button.disabled = true;
   replace(out, h('span', { className: 'muted loading' }, restart ? `Moving ${vm.name}'s console and restarting it…` : `Moving ${vm.name}'s console…`));
   try {
-    const r = await postJson<ListenReply>(`${vmPath(host, vm.name)}/vnc-listen`, { address: '127.0.0.1', restart });
+    const r = await postJson<ListenReply>(`${vmPath(host, vm.uuid)}/vnc-listen`, { address: '127.0.0.1', restart });
     const text = !r.isChanged && !r.isRestarted
       ? `Already listening on ${r.address} in its definition.`
       : `Now defined to listen on ${r.address}${r.backupPath ? ` (previous definition saved on the host: ${r.backupPath})` : ''}.${r.isRestarted ? ' Restarted.' : r.isLiveStale ? ' Takes effect when it restarts.' : ''}`;
@@ -293,7 +293,7 @@ function vmRow(host: string, vm: VmView): HTMLTableRowElement {
 
   const consoleAction =
     blocker === null
-      ? h('a', { className: 'btn btn-primary', attrs: { href: consoleHref(host, vm.name), target: '_blank', rel: 'noopener' } }, 'Console')
+      ? h('a', { className: 'btn btn-primary', attrs: { href: consoleHref(host, vm), target: '_blank', rel: 'noopener' } }, 'Console')
       : h('button', { className: 'btn btn-primary', title: `Console unavailable: ${blocker}`, attrs: { type: 'button', disabled: '' } }, 'Console');
 
   const rdp = h('button', { className: 'btn', attrs: { type: 'button' } }, 'RDP');
@@ -308,7 +308,7 @@ function vmRow(host: string, vm: VmView): HTMLTableRowElement {
   // The RDP page (IronRDP's web client through /ws/rdp): a new tab, the token in its link's fragment.
   const rdpWeb =
     vm.state === 'running'
-      ? h('a', { className: 'btn', attrs: { href: rdpHref(host, vm.name), target: '_blank', rel: 'noopener' }, title: `Remote Desktop to ${vm.name} in the browser, through the SSH chain` }, 'RDP in browser')
+      ? h('a', { className: 'btn', attrs: { href: rdpHref(host, vm), target: '_blank', rel: 'noopener' }, title: `Remote Desktop to ${vm.name} in the browser, through the SSH chain` }, 'RDP in browser')
       : h('button', { className: 'btn', title: `RDP unavailable: VM is ${vm.state}`, attrs: { type: 'button', disabled: '' } }, 'RDP in browser');
 
   const copy = h('button', { className: 'btn', attrs: { type: 'button' }, title: vm.commands.vnc }, 'Copy CLI');
@@ -336,7 +336,7 @@ async function startRdp(host: string, vm: VmView, button: HTMLButtonElement, out
   button.disabled = true;
   replace(out, h('span', { className: 'muted loading' }, `Opening RDP forward to ${vm.name}…`));
   try {
-    const reply = await postJson<RdpReply>(`${vmPath(host, vm.name)}/rdp`, {});
+    const reply = await postJson<RdpReply>(`${vmPath(host, vm.uuid)}/rdp`, {});
     replace(
       out,
       h(

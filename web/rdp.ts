@@ -13,7 +13,9 @@ type State = 'login' | 'connecting' | 'connected' | 'failed' | 'ended';
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const params = new URLSearchParams(location.search);
 const host = params.get('host') ?? '';
-const vm = params.get('vm') ?? '';
+// The VM is named by host + UUID (docs/ui.md); `name` is only shown.
+const uuid = params.get('uuid') ?? '';
+const vm = params.get('name') || uuid;
 // Read (and drop from the address bar) before anything else runs.
 sessionToken();
 
@@ -98,7 +100,7 @@ async function connect(username: string, password: string, domain: string): Prom
   try {
     const [ticket] = await Promise.all([
       // The ticket is bound to this host and VM: the endpoint takes the target from it, never from the browser.
-      fetchTicket({ purpose: 'rdp', host, vm }),
+      fetchTicket({ purpose: 'rdp', host, uuid }),
       (wasmReady ??= init({ module_or_path: __IRONRDP_WASM_URL__ }).then(() => setup('warn'))),
     ]);
     setState('connecting', 'connecting: RDP handshake and sign-in');
@@ -242,9 +244,9 @@ window.addEventListener('resize', () => {
   }, 300);
 });
 
-if (!host || !vm) {
+if (!host || !uuid) {
   setState('failed', 'failed');
-  showError({ code: 'USAGE', message: 'This page needs ?host=H&vm=V (open it from the dashboard or `vmdesk rdp HOST/VM --browser`).' });
+  showError({ code: 'USAGE', message: 'This page needs ?host=H&uuid=U (open it from the dashboard or `vmdesk rdp HOST/VM --browser`).' });
 } else {
   userInput.focus();
   fetchJson<HostsReply>('/api/hosts').then(

@@ -4,10 +4,9 @@
  * is looked for on every configured host and must exist on exactly one.
  */
 import { loadConfig, DEFAULT_LIBVIRT_URI, type HostConfig } from '../config/config.js';
-import { VmdeskError, isVmdeskError } from '../errors.js';
-import { readDomain, readInventory, type RemoteExec } from '../libvirt/remote.js';
+import { VmdeskError } from '../errors.js';
+import { readInventory, resolveDomain, type RemoteExec } from '../libvirt/remote.js';
 import type { Inventory, InventoryDomain } from '../libvirt/inventory.js';
-import { findDomain } from '../libvirt/vm-target.js';
 import { SshChain } from '../ssh/chain.js';
 import { planHops } from '../ssh/hop-plan.js';
 import type { HopSpec } from '../ssh/types.js';
@@ -67,18 +66,17 @@ export function splitVmRef(ref: string): { host?: string; vm: string } {
   return { host, vm };
 }
 
-/** Resolve `HOST/VM` or `VM` to a connected host and the domain (read live). The caller closes `host.chain`. */
-export async function connectVm(ref: string, opts: HostOptions): Promise<{ host: ConnectedHost; domain: InventoryDomain }> {
+/**
+ * Resolve `HOST/VM` or `VM` to a connected host and the domain named VM
+ * exactly (read live); from here on the commands use `domain.uuid` only. The
+ * caller closes `host.chain`.
+ */
+export async function connectVm(ref: string, opts: HostOptions & { addresses?: boolean }): Promise<{ host: ConnectedHost; domain: InventoryDomain }> {
   const { host, vm } = splitVmRef(ref);
   if (host) {
     const h = await connectHost(hostTarget(host, opts), opts);
     try {
-      const domain = await readDomain(h.exec, h.uri, vm, { addresses: true }).catch(async (err: unknown) => {
-        // Not found by name: read the inventory for "did you mean" (and UUIDs).
-        if (!isVmdeskError(err, 'VM_NOT_FOUND')) throw err;
-        const inv = await readInventory(h.exec, h.uri);
-        return findDomain(inv, vm, h.name);
-      });
+      const domain = await resolveDomain(h.exec, h.uri, vm, h.name, { addresses: opts.addresses ?? true });
       return { host: h, domain };
     } catch (err) {
       await h.chain.close();

@@ -1,13 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { asDomainUuid } from '../libvirt/domain-list.js';
 import { parseDomainXml } from '../libvirt/domain-xml.js';
 import type { InventoryDomain } from '../libvirt/inventory.js';
 import { consoleAddress, vmView } from './vm-view.js';
 
 function domain(fixture: string, over: Partial<InventoryDomain> = {}): InventoryDomain {
   const info = parseDomainXml(readFileSync(new URL(`../../fixtures/libvirt/${fixture}`, import.meta.url), 'utf8'));
-  return { uuid: info.uuid, name: info.name, state: 'running', graphics: info.graphics, interfaces: info.interfaces, arePasswordsKnown: true, addresses: [], ...over };
+  return { uuid: asDomainUuid(info.uuid), name: info.name, state: 'running', graphics: info.graphics, interfaces: info.interfaces, arePasswordsKnown: true, addresses: [], ...over };
 }
 
 test('a loopback console is usable and not exposed; 0.0.0.0 is flagged', () => {

@@ -2,7 +2,9 @@
  * A tunnel: a set of local listeners whose connections become channels of one
  * SSH chain. The chain is shared with every other tunnel to the same hops
  * (see ChainPool), so 101 forwards cost one connection per hop. A VM target
- * is looked up on the hypervisor again for every new connection.
+ * is looked up on the hypervisor again for every new connection, by the UUID
+ * its name was resolved to once (never by name: virsh reads a name as an ID
+ * or a UUID first).
  */
 import { Forwarder, type ForwardStats } from '../forward/forwarder.js';
 import type { ForwardSpec } from '../forward/types.js';

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isVmdeskError } from '../errors.js';
 import { auditHost } from '../libvirt/audit.js';
 import { pinnedIps } from '../libvirt/dhcp-hosts.js';
-import { parseDomstate, parseUuidList } from '../libvirt/domain-list.js';
+import { asDomainUuid, parseDomstate, parseUuidList, type DomainUuid, type NetworkUuid } from '../libvirt/domain-list.js';
 import { isExposed, parseDomainXml } from '../libvirt/domain-xml.js';
 import { changeListen, pinIp, readQemuConf } from '../libvirt/edits.js';
 import { setGraphicsListen } from '../libvirt/graphics-edit.js';
@@ -55,6 +55,15 @@ function recordingHypervisor(opts: DemoHypervisorOptions = {}) {
   });
   return { h, exec: remoteExec(h), started, stopped };
 }
+
+/**
+ * These tests drive the simulator as virsh is driven by hand: by name, ID or UUID, whatever virsh takes
+ * (vmdesk itself passes only UUIDs it resolved; see DomainUuid).
+ */
+const text = (s: string) => s as DomainUuid;
+const netText = (s: string) => s as NetworkUuid;
+/** The UUID of a demo VM, as vmdesk's operations take it. */
+const uuidOf = (name: string) => asDomainUuid(demoInventory().domains.find((d) => d.name === name)!.uuid);
 
 const virsh = async (h: DemoHypervisor, argv: string[], stdin = '') => h.run(commandLine(argv), stdin);
 
@@ -123,9 +132,9 @@ describe('DemoHypervisor: the inventory script', () => {
     assert.ok(stdout.includes(" passwd='(redacted)'"));
     assert.ok(!stdout.includes('Lab-pw1'));
     assert.equal(assembleInventory(raw).domains[0]!.graphics[0]!.hasPassword, true);
-    const plain = await h.run(commandLine(dumpxmlArgv(URI, 'rhel8')));
+    const plain = await h.run(commandLine(dumpxmlArgv(URI, text('rhel8'))));
     assert.ok(!plain.stdout.includes('passwd='));
-    const secure = await h.run(commandLine(dumpxmlArgv(URI, 'rhel8', { securityInfo: true })));
+    const secure = await h.run(commandLine(dumpxmlArgv(URI, text('rhel8'), { securityInfo: true })));
     assert.ok(secure.stdout.includes(" passwd='Lab-pw1'"));
   });
 
@@ -152,20 +161,20 @@ describe('DemoHypervisor: the inventory script', () => {
 describe('DemoHypervisor: single commands', () => {
   it('answers domstate in the argv builders\' form and the positional one', async () => {
     const h = new DemoHypervisor();
-    const r = await h.run(commandLine(domstateArgv(URI, 'win2016')));
+    const r = await h.run(commandLine(domstateArgv(URI, text('win2016'))));
     assert.deepEqual(r, { code: 0, stdout: 'running (booted)\n\n', stderr: '' });
     const off = await h.run(commandLine(virshArgv(URI, 'domstate', 'win2012')));
     assert.equal(off.stdout, 'shut off\n\n');
-    assert.deepEqual(parseDomstate((await h.run(commandLine(domstateArgv(URI, 'win2012')))).stdout), { state: 'shut off', reason: 'unknown' });
+    assert.deepEqual(parseDomstate((await h.run(commandLine(domstateArgv(URI, text('win2012'))))).stdout), { state: 'shut off', reason: 'unknown' });
   });
 
   it('answers dumpxml live, inactive and by UUID or id', async () => {
     const h = new DemoHypervisor();
-    const live = parseDomainXml((await h.run(commandLine(dumpxmlArgv(URI, 'win2016', { securityInfo: true })))).stdout);
+    const live = parseDomainXml((await h.run(commandLine(dumpxmlArgv(URI, text('win2016'), { securityInfo: true })))).stdout);
     assert.equal(live.id, 1);
     assert.equal(live.graphics[0]!.port, 5900);
     assert.deepEqual(live.interfaces[0], { mac: '52:54:00:27:76:52', type: 'network', source: 'default', bridge: 'virbr0', targetDev: 'vnet0', model: 'e1000e' });
-    const inactive = parseDomainXml((await h.run(commandLine(dumpxmlArgv(URI, 'win2016', { inactive: true })))).stdout);
+    const inactive = parseDomainXml((await h.run(commandLine(dumpxmlArgv(URI, text('win2016'), { inactive: true })))).stdout);
     assert.equal(inactive.id, undefined);
     assert.equal(inactive.graphics[0]!.port, undefined);
     const byUuid = await h.run(commandLine(virshArgv(URI, 'dumpxml', '--domain', 'CF033973-FFF1-4B6F-AFB3-E3276B4205F1')));
@@ -174,14 +183,37 @@ describe('DemoHypervisor: single commands', () => {
     assert.equal(parseDomainXml(byId.stdout).name, 'ubuntu-desktop');
   });
 
+  it("looks a --domain up as virsh does: an ID, then a UUID, then a name (start skips IDs); a --network as a UUID, then a name", async () => {
+    const inventory = demoInventory();
+    const win = inventory.domains[0]!;
+    inventory.domains.push(
+      domain({ name: '1', uuid: '11111111-2222-4333-8444-000000000001', isRunning: false, mac: '52:54:00:00:01:01' }),
+      domain({ name: win.uuid, uuid: '11111111-2222-4333-8444-000000000002', isRunning: false, mac: '52:54:00:00:01:02' }),
+    );
+    const net = inventory.networks[0]!;
+    // First in the list, so a lookup that takes names first finds it.
+    inventory.networks.unshift({ ...net, name: net.uuid, uuid: '11111111-2222-4333-8444-0000000000ff', bridge: 'virbr9' });
+    const h = new DemoHypervisor({ inventory });
+    const nameOf = async (...args: string[]) => parseDomainXml((await h.run(commandLine(virshArgv(URI, 'dumpxml', '--domain', ...args)))).stdout).name;
+    assert.equal(await nameOf('1'), 'win2016', 'the ID 1 comes before the name 1');
+    assert.equal(await nameOf(' +1'), 'win2016', 'as virStrToLong_i reads it');
+    assert.equal(await nameOf(win.uuid), 'win2016', 'the UUID comes before a name');
+    assert.equal(await nameOf(win.uuid.toUpperCase().replace(/-/g, ' ').padEnd(36)), 'win2016', 'any spelling virUUIDParse takes');
+    assert.equal(await nameOf('11111111-2222-4333-8444-000000000002'), win.uuid);
+    assert.equal((await h.run(commandLine(virshArgv(URI, 'start', '--domain', '1')))).stdout, "Domain '1' started\n\n", 'start looks up no ID');
+    const netName = async (n: string) => parseNetworkXml((await h.run(commandLine(virshArgv(URI, 'net-dumpxml', '--network', n)))).stdout).name;
+    assert.equal(await netName(net.uuid), 'default', 'a network UUID comes before a name');
+    assert.equal(await netName('11111111-2222-4333-8444-0000000000ff'), net.uuid);
+  });
+
   it("gives libvirt's own error text for a VM that does not exist", async () => {
     const h = new DemoHypervisor();
-    const r = await h.run(commandLine(dumpxmlArgv(URI, 'no-such-vm')));
+    const r = await h.run(commandLine(dumpxmlArgv(URI, text('no-such-vm'))));
     assert.equal(r.code, 1);
     assert.equal(r.stdout, '');
     assert.equal(r.stderr, fixture('error-domain-not-found.stderr'));
     assert.equal(virshError('dumpxml', { exitCode: r.code, stderr: r.stderr }).code, 'VM_NOT_FOUND');
-    const net = await h.run(commandLine(netDhcpLeasesArgv(URI, 'nosuchnet')));
+    const net = await h.run(commandLine(netDhcpLeasesArgv(URI, netText('nosuchnet'))));
     assert.equal(net.stderr, fixture('error-network-not-found.stderr'));
   });
 
@@ -202,10 +234,10 @@ describe('DemoHypervisor: single commands', () => {
     inventory.domains = hostile.map((name, i) => domain({ name, uuid: `2d0a1bee-5827-4c08-bc49-3ddb5c4aa8${String(i).padStart(2, '0')}`, vnc: { kind: 'tcp', listen: '127.0.0.1' } }));
     const h = new DemoHypervisor({ inventory });
     for (const name of hostile) {
-      const r = await h.run(commandLine(domstateArgv(URI, name)));
+      const r = await h.run(commandLine(domstateArgv(URI, text(name))));
       assert.deepEqual(r, { code: 0, stdout: 'running (booted)\n\n', stderr: '' }, name);
-      assert.equal(parseDomainXml((await h.run(commandLine(dumpxmlArgv(URI, name)))).stdout).name, name);
-      const missing = await h.run(commandLine(domstateArgv(URI, `${name}x`)));
+      assert.equal(parseDomainXml((await h.run(commandLine(dumpxmlArgv(URI, text(name))))).stdout).name, name);
+      const missing = await h.run(commandLine(domstateArgv(URI, text(`${name}x`))));
       assert.equal(missing.stderr, `error: failed to get domain '${name}x'\n`);
     }
     const inv = assembleInventory((await inventoryOf(h)).raw);
@@ -229,14 +261,14 @@ describe('DemoHypervisor: single commands', () => {
     assert.deepEqual(started, ['win2016', 'ubuntu-desktop', 'debian12-socket', 'legacy-exposed']);
     assert.equal(h.routeTcp('127.0.0.1', 5903), undefined);
     const exec = remoteExec(h);
-    await startDomain(exec, URI, 'win2012');
-    const d = await readDomain(exec, URI, 'win2012', { addresses: true });
+    await startDomain(exec, URI, uuidOf('win2012'));
+    const d = await readDomain(exec, URI, uuidOf('win2012'), { addresses: true });
     assert.equal(d.state, 'running');
     assert.equal(d.id, 5);
     assert.deepEqual(d.addresses[0], { ip: '192.168.122.112', mac: '52:54:00:4c:45:eb', source: 'lease', via: 'default' });
     assert.deepEqual(vncTarget(d, 'demo-kvm'), { kind: 'tcp', host: '127.0.0.1', port: 5903 });
     assert.deepEqual(h.routeTcp('127.0.0.1', 5903), { host: '127.0.0.1', port: 40005 });
-    await assert.rejects(startDomain(exec, URI, 'win2012'), (e: unknown) => isVmdeskError(e) && /already active/.test(e.message));
+    await assert.rejects(startDomain(exec, URI, uuidOf('win2012')), (e: unknown) => isVmdeskError(e) && /already active/.test(e.message));
   });
 
   it('routes only its consoles: loopback for loopback listeners, the socket path for the socket VM', async () => {
@@ -255,9 +287,9 @@ describe('DemoHypervisor: single commands', () => {
   it('answers the per-VM lookups of resolveVmTarget, neighbours, leases and socket checks', async () => {
     const h = new DemoHypervisor();
     const exec = remoteExec(h);
-    assert.deepEqual(await resolveVmTarget(exec, { kind: 'vm', uri: URI, vm: 'win2016', service: 'vnc' }, 'demo-kvm'), { kind: 'tcp', host: '127.0.0.1', port: 5900 });
-    assert.deepEqual(await resolveVmTarget(exec, { kind: 'vm', uri: URI, vm: 'win2016', service: 'rdp' }, 'demo-kvm'), { kind: 'tcp', host: '192.168.122.217', port: 3389 });
-    await assert.rejects(resolveVmTarget(exec, { kind: 'vm', uri: URI, vm: 'nope', service: 'vnc' }, 'demo-kvm'), (e: unknown) => isVmdeskError(e) && e.code === 'VM_NOT_FOUND');
+    assert.deepEqual(await resolveVmTarget(exec, { kind: 'vm', uri: URI, uuid: uuidOf('win2016'), vm: 'win2016', service: 'vnc' }, 'demo-kvm'), { kind: 'tcp', host: '127.0.0.1', port: 5900 });
+    assert.deepEqual(await resolveVmTarget(exec, { kind: 'vm', uri: URI, uuid: uuidOf('win2016'), vm: 'win2016', service: 'rdp' }, 'demo-kvm'), { kind: 'tcp', host: '192.168.122.217', port: 3389 });
+    await assert.rejects(resolveVmTarget(exec, { kind: 'vm', uri: URI, uuid: asDomainUuid('00000000-0000-4000-8000-000000000000'), vm: 'nope', service: 'vnc' }, 'demo-kvm'), (e: unknown) => isVmdeskError(e) && e.code === 'VM_NOT_FOUND');
     const neigh = parseIpNeigh((await h.run(commandLine(['ip', 'neigh', 'show']))).stdout);
     const arp = parseArpN((await h.run(commandLine(['cat', '/proc/net/arp']))).stdout);
     assert.equal(neigh.length, 4);
@@ -265,7 +297,7 @@ describe('DemoHypervisor: single commands', () => {
       arp.map((a) => [a.ip, a.mac]),
       neigh.map((a) => [a.ip, a.mac]),
     );
-    const leases = parseDhcpLeases((await h.run(commandLine(netDhcpLeasesArgv(URI, 'default', '52:54:00:27:76:52')))).stdout);
+    const leases = parseDhcpLeases((await h.run(commandLine(netDhcpLeasesArgv(URI, netText('default'), '52:54:00:27:76:52')))).stdout);
     assert.deepEqual(
       leases.map((l) => [l.ipAddress, l.prefix, l.hostname]),
       [['192.168.122.217', 24, 'win2016']],
@@ -278,10 +310,10 @@ describe('DemoHypervisor: single commands', () => {
 describe('DemoHypervisor: live and persistent definitions (vnc-listen)', () => {
   it('answers dumpxml --inactive with the persistent definition: no id, the port as defined', async () => {
     const h = new DemoHypervisor();
-    const legacy = parseDomainXml((await virsh(h, dumpxmlArgv(URI, 'legacy-exposed', { inactive: true, securityInfo: true }))).stdout);
+    const legacy = parseDomainXml((await virsh(h, dumpxmlArgv(URI, text('legacy-exposed'), { inactive: true, securityInfo: true }))).stdout);
     assert.equal(legacy.id, undefined);
     assert.deepEqual([legacy.graphics[0]!.port, legacy.graphics[0]!.autoport, legacy.graphics[0]!.listens], [5902, false, [{ type: 'address', address: '0.0.0.0' }]]);
-    const win = (await virsh(h, dumpxmlArgv(URI, 'win2016', { inactive: true }))).stdout;
+    const win = (await virsh(h, dumpxmlArgv(URI, text('win2016'), { inactive: true }))).stdout;
     assert.match(win, /<graphics type='vnc' port='-1' autoport='yes' listen='127\.0\.0\.1'>/);
     assert.doesNotMatch(win, /<domain type='kvm' id=|<alias |portid=/);
   });
@@ -289,9 +321,9 @@ describe('DemoHypervisor: live and persistent definitions (vnc-listen)', () => {
   it('moves the exposed VM to loopback with a restart: backup, define, shutdown, start; its console route moves', async () => {
     const { h, exec, stopped } = recordingHypervisor();
     await h.serveConsoles();
-    const original = (await virsh(h, dumpxmlArgv(URI, 'legacy-exposed', { inactive: true, securityInfo: true }))).stdout;
+    const original = (await virsh(h, dumpxmlArgv(URI, text('legacy-exposed'), { inactive: true, securityInfo: true }))).stdout;
     const progress: string[] = [];
-    const c = await changeListen(exec, URI, 'legacy-exposed', '127.0.0.1', { restart: true, force: false, shutdownTimeoutMs: 10_000, progress: (l) => progress.push(l) });
+    const c = await changeListen(exec, URI, uuidOf('legacy-exposed'), '127.0.0.1', { restart: true, force: false, shutdownTimeoutMs: 10_000, progress: (l) => progress.push(l) });
     assert.deepEqual([c.vm, c.before, c.isChanged, c.isRunning, c.isRestarted], ['legacy-exposed', ['0.0.0.0'], true, true, true]);
     assert.match(c.backupPath!, /^\/home\/demo\/\.local\/state\/vmdesk\/backups\/6ede338f-c252-440e-be84-ab58e1595951-\d{8}T\d{6}Z-[0-9a-f]{8}\.xml$/);
     assert.equal(c.backupXml, original);
@@ -299,30 +331,30 @@ describe('DemoHypervisor: live and persistent definitions (vnc-listen)', () => {
     assert.equal((await h.run(commandLine(['test', '-r', c.backupPath!]))).code, 0);
     assert.deepEqual(progress, ['shutting legacy-exposed down (waiting up to 10 s)', 'starting legacy-exposed']);
     assert.deepEqual(stopped, ['legacy-exposed']);
-    const d = await readDomain(exec, URI, 'legacy-exposed', { addresses: false });
+    const d = await readDomain(exec, URI, uuidOf('legacy-exposed'), { addresses: false });
     assert.deepEqual([d.state, d.id, isExposed(d.graphics[0]!)], ['running', 5, false]);
     assert.deepEqual(vncTarget(d, 'demo-kvm'), { kind: 'tcp', host: '127.0.0.1', port: 5902 });
     assert.deepEqual(h.routeTcp('127.0.0.1', 5902), { host: '127.0.0.1', port: 40005 });
     assert.equal(h.routeTcp('0.0.0.0', 5902), undefined);
-    assert.equal((await virsh(h, domstateArgv(URI, 'legacy-exposed'))).stdout, 'running (booted)\n\n');
+    assert.equal((await virsh(h, domstateArgv(URI, text('legacy-exposed')))).stdout, 'running (booted)\n\n');
     // Nothing but the listen address changed: the password-less console, the fixed port and the rest of the definition.
-    const after = (await virsh(h, dumpxmlArgv(URI, 'legacy-exposed', { inactive: true, securityInfo: true }))).stdout;
+    const after = (await virsh(h, dumpxmlArgv(URI, text('legacy-exposed'), { inactive: true, securityInfo: true }))).stdout;
     assert.equal(after, original.replace(/0\.0\.0\.0/g, '127.0.0.1'));
   });
 
   it('keeps a running VM on its live listen until it restarts when not asked to restart it', async () => {
     const { h, exec } = recordingHypervisor();
     await h.serveConsoles();
-    const c = await changeListen(exec, URI, 'legacy-exposed', '127.0.0.1', { restart: false, force: false });
+    const c = await changeListen(exec, URI, uuidOf('legacy-exposed'), '127.0.0.1', { restart: false, force: false });
     assert.deepEqual([c.isChanged, c.isRestarted], [true, false]);
-    const listen = async (inactive: boolean) => parseDomainXml((await virsh(h, dumpxmlArgv(URI, 'legacy-exposed', { inactive }))).stdout).graphics[0]!.listens[0]!.address;
+    const listen = async (inactive: boolean) => parseDomainXml((await virsh(h, dumpxmlArgv(URI, text('legacy-exposed'), { inactive }))).stdout).graphics[0]!.listens[0]!.address;
     assert.deepEqual([await listen(false), await listen(true)], ['0.0.0.0', '127.0.0.1']);
     assert.deepEqual(h.routeTcp('0.0.0.0', 5902), { host: '127.0.0.1', port: 40004 });
-    assert.equal((await changeListen(exec, URI, 'legacy-exposed', '127.0.0.1', { restart: false, force: false })).isChanged, false);
-    assert.deepEqual(await virsh(h, destroyArgv(URI, 'legacy-exposed')), { code: 0, stdout: "Domain 'legacy-exposed' destroyed\n\n", stderr: '' });
-    assert.equal((await virsh(h, domstateArgv(URI, 'legacy-exposed'))).stdout, 'shut off (destroyed)\n\n');
+    assert.equal((await changeListen(exec, URI, uuidOf('legacy-exposed'), '127.0.0.1', { restart: false, force: false })).isChanged, false);
+    assert.deepEqual(await virsh(h, destroyArgv(URI, text('legacy-exposed'))), { code: 0, stdout: "Domain 'legacy-exposed' destroyed\n\n", stderr: '' });
+    assert.equal((await virsh(h, domstateArgv(URI, text('legacy-exposed')))).stdout, 'shut off (destroyed)\n\n');
     assert.equal(h.routeTcp('127.0.0.1', 5902), undefined);
-    assert.deepEqual(await virsh(h, startArgv(URI, 'legacy-exposed')), { code: 0, stdout: "Domain 'legacy-exposed' started\n\n", stderr: '' });
+    assert.deepEqual(await virsh(h, startArgv(URI, text('legacy-exposed'))), { code: 0, stdout: "Domain 'legacy-exposed' started\n\n", stderr: '' });
     assert.deepEqual([await listen(false), await listen(true)], ['127.0.0.1', '127.0.0.1']);
     assert.deepEqual(h.routeTcp('127.0.0.1', 5902), { host: '127.0.0.1', port: 40005 });
     assert.equal(h.routeTcp('0.0.0.0', 5902), undefined);
@@ -330,16 +362,16 @@ describe('DemoHypervisor: live and persistent definitions (vnc-listen)', () => {
 
   it('shuts a VM down after a moment, and says so in libvirt\'s words', async () => {
     const { h } = recordingHypervisor();
-    assert.deepEqual(await virsh(h, shutdownArgv(URI, 'win2016')), { code: 0, stdout: "Domain 'win2016' is being shutdown\n\n", stderr: '' });
-    assert.equal((await virsh(h, domstateArgv(URI, 'win2016'))).stdout, 'running (booted)\n\n');
+    assert.deepEqual(await virsh(h, shutdownArgv(URI, text('win2016'))), { code: 0, stdout: "Domain 'win2016' is being shutdown\n\n", stderr: '' });
+    assert.equal((await virsh(h, domstateArgv(URI, text('win2016')))).stdout, 'running (booted)\n\n');
     await sleep(60);
-    assert.equal((await virsh(h, domstateArgv(URI, 'win2016'))).stdout, 'shut off (shutdown)\n\n');
-    assert.deepEqual(await virsh(h, shutdownArgv(URI, 'win2016')), {
+    assert.equal((await virsh(h, domstateArgv(URI, text('win2016')))).stdout, 'shut off (shutdown)\n\n');
+    assert.deepEqual(await virsh(h, shutdownArgv(URI, text('win2016'))), {
       code: 1,
       stdout: '',
       stderr: "error: Failed to shutdown domain 'win2016'\nerror: Requested operation is not valid: domain is not running\n",
     });
-    assert.equal((await virsh(h, destroyArgv(URI, 'win2012'))).stderr, "error: Failed to destroy domain 'win2012'\nerror: Requested operation is not valid: domain is not running\n");
+    assert.equal((await virsh(h, destroyArgv(URI, text('win2012')))).stderr, "error: Failed to destroy domain 'win2012'\nerror: Requested operation is not valid: domain is not running\n");
     assert.equal((await virsh(h, virshArgv(URI, 'shutdown', '--domain', 'ubuntu-desktop', '--mode', 'agent'))).code, 1);
   });
 
@@ -348,18 +380,18 @@ describe('DemoHypervisor: live and persistent definitions (vnc-listen)', () => {
     inventory.domains.find((d) => d.name === 'legacy-exposed')!.ignoresShutdown = true;
     const { h, exec } = recordingHypervisor({ inventory });
     await assert.rejects(
-      changeListen(exec, URI, 'legacy-exposed', '127.0.0.1', { restart: true, force: false, shutdownTimeoutMs: 200 }),
+      changeListen(exec, URI, uuidOf('legacy-exposed'), '127.0.0.1', { restart: true, force: false, shutdownTimeoutMs: 200 }),
       (e: unknown) => isVmdeskError(e) && e.code === 'VM_SHUTDOWN_TIMEOUT',
     );
-    assert.equal((await virsh(h, domstateArgv(URI, 'legacy-exposed'))).stdout, 'running (booted)\n\n');
-    const c = await changeListen(exec, URI, 'legacy-exposed', '127.0.0.1', { restart: true, force: true, shutdownTimeoutMs: 200 });
+    assert.equal((await virsh(h, domstateArgv(URI, text('legacy-exposed')))).stdout, 'running (booted)\n\n');
+    const c = await changeListen(exec, URI, uuidOf('legacy-exposed'), '127.0.0.1', { restart: true, force: true, shutdownTimeoutMs: 200 });
     assert.deepEqual([c.isChanged, c.isRestarted], [false, true]);
-    assert.equal(parseDomainXml((await virsh(h, dumpxmlArgv(URI, 'legacy-exposed'))).stdout).graphics[0]!.listens[0]!.address, '127.0.0.1');
+    assert.equal(parseDomainXml((await virsh(h, dumpxmlArgv(URI, text('legacy-exposed')))).stdout).graphics[0]!.listens[0]!.address, '127.0.0.1');
   });
 
   it("refuses definitions libvirt would refuse, with libvirt's errors, and changes nothing", async () => {
     const h = new DemoHypervisor();
-    const original = (await virsh(h, dumpxmlArgv(URI, 'win2016', { inactive: true, securityInfo: true }))).stdout;
+    const original = (await virsh(h, dumpxmlArgv(URI, text('win2016'), { inactive: true, securityInfo: true }))).stdout;
     const define = (xml: string) => h.run(defineLine(), xml);
     const cases: [string, RegExp][] = [
       [original.replace('<name>win2016</name>', '<name>win2016-copy</name>'), /^error: operation failed: domain 'win2016' is already defined with uuid cf033973-fff1-4b6f-afb3-e3276b4205f1$/m],
@@ -379,14 +411,14 @@ describe('DemoHypervisor: live and persistent definitions (vnc-listen)', () => {
       assert.match(r.stderr, message);
       assert.equal(virshError('define', { exitCode: r.code, stderr: r.stderr }).code, 'LIBVIRT_COMMAND_FAILED');
     }
-    assert.equal((await virsh(h, dumpxmlArgv(URI, 'win2016', { inactive: true, securityInfo: true }))).stdout, original);
+    assert.equal((await virsh(h, dumpxmlArgv(URI, text('win2016'), { inactive: true, securityInfo: true }))).stdout, original);
     // The temporary file is gone whatever happened.
     assert.deepEqual(await virsh(h, defineArgv(URI, '/tmp/tmp.gone')), { code: 1, stdout: '', stderr: "error: Failed to open file '/tmp/tmp.gone': No such file or directory\n" });
   });
 
   it('defines a new domain from the XML alone, shut off, and keeps a console password given with --security-info', async () => {
     const h = new DemoHypervisor();
-    const xml = (await virsh(h, dumpxmlArgv(URI, 'win2012', { inactive: true })))
+    const xml = (await virsh(h, dumpxmlArgv(URI, text('win2012'), { inactive: true })))
       .stdout.replace('<name>win2012</name>', '<name>win2022</name>')
       .replace(/<uuid>.*<\/uuid>/, '<uuid>0f6cdad0-dce8-4925-8f48-e8f80c639a98</uuid>')
       .replace("<mac address='52:54:00:4c:45:eb'/>", "<mac address='52:54:00:4c:45:ec'/>")
@@ -394,20 +426,20 @@ describe('DemoHypervisor: live and persistent definitions (vnc-listen)', () => {
     const r = await h.run(defineLine(), xml);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^Domain 'win2022' defined from \/tmp\/tmp\.[A-Za-z0-9]{10}\n\n$/);
-    assert.equal((await virsh(h, domstateArgv(URI, 'win2022'))).stdout, 'shut off (unknown)\n\n');
-    assert.match((await virsh(h, dumpxmlArgv(URI, 'win2022', { securityInfo: true }))).stdout, / passwd='Demo-pw1'/);
-    assert.doesNotMatch((await virsh(h, dumpxmlArgv(URI, 'win2022'))).stdout, /passwd=/);
-    await virsh(h, startArgv(URI, 'win2022'));
-    const leases = parseDhcpLeases((await virsh(h, netDhcpLeasesArgv(URI, 'default', '52:54:00:4c:45:ec'))).stdout);
+    assert.equal((await virsh(h, domstateArgv(URI, text('win2022')))).stdout, 'shut off (unknown)\n\n');
+    assert.match((await virsh(h, dumpxmlArgv(URI, text('win2022'), { securityInfo: true }))).stdout, / passwd='Demo-pw1'/);
+    assert.doesNotMatch((await virsh(h, dumpxmlArgv(URI, text('win2022')))).stdout, /passwd=/);
+    await virsh(h, startArgv(URI, text('win2022')));
+    const leases = parseDhcpLeases((await virsh(h, netDhcpLeasesArgv(URI, netText('default'), '52:54:00:4c:45:ec'))).stdout);
     assert.deepEqual(leases.map((l) => [l.hostname, l.ipAddress]), [['win2022', '192.168.122.2']]);
   });
 
   it('applies an edit made by setGraphicsListen to a shut-off VM at its next start', async () => {
     const h = new DemoHypervisor();
-    const xml = (await virsh(h, dumpxmlArgv(URI, 'win2012', { inactive: true, securityInfo: true }))).stdout;
+    const xml = (await virsh(h, dumpxmlArgv(URI, text('win2012'), { inactive: true, securityInfo: true }))).stdout;
     assert.equal((await h.run(defineLine(), setGraphicsListen(xml, '::1').xml)).code, 0);
-    await virsh(h, startArgv(URI, 'win2012'));
-    const d = parseDomainXml((await virsh(h, dumpxmlArgv(URI, 'win2012'))).stdout);
+    await virsh(h, startArgv(URI, text('win2012')));
+    const d = parseDomainXml((await virsh(h, dumpxmlArgv(URI, text('win2012')))).stdout);
     assert.deepEqual(d.graphics[0]!.listens, [{ type: 'address', address: '::1' }]);
     assert.equal((await virsh(h, virshArgv(URI, 'domdisplay', '--domain', 'win2012'))).stdout, 'vnc://[::1]:3\n');
   });
@@ -415,10 +447,10 @@ describe('DemoHypervisor: live and persistent definitions (vnc-listen)', () => {
 
 describe('DemoHypervisor: DHCP reservations (pin-ip)', () => {
   const hostsOf = async (h: DemoHypervisor, inactive = false) =>
-    parseNetworkXml((await virsh(h, [...netDumpxmlArgv(URI, 'default'), ...(inactive ? ['--inactive'] : [])])).stdout).addresses[0]!.dhcp!.hosts;
+    parseNetworkXml((await virsh(h, [...netDumpxmlArgv(URI, netText('default')), ...(inactive ? ['--inactive'] : [])])).stdout).addresses[0]!.dhcp!.hosts;
 
   it("answers net-info in virsh's layout", async () => {
-    const r = await virsh(new DemoHypervisor(), netInfoArgv(URI, 'default'));
+    const r = await virsh(new DemoHypervisor(), netInfoArgv(URI, netText('default')));
     assert.equal(
       r.stdout,
       'Name:           default\nUUID:           e4851092-ba39-4add-84d1-3880f13f7421\nActive:         yes\nPersistent:     yes\nAutostart:      yes\nBridge:         virbr0\n\n',
@@ -428,7 +460,7 @@ describe('DemoHypervisor: DHCP reservations (pin-ip)', () => {
   it('pins, re-pins and unpins a guest address with pinIp: add, none, modify, delete, none', async () => {
     const h = new DemoHypervisor();
     const exec = remoteExec(h);
-    const pin = (opts: { ip?: string; remove?: boolean }) => pinIp(exec, URI, 'ubuntu-desktop', 'demo-kvm', { remove: false, ...opts }).then((r) => [r.action, r.ip, r.isLive]);
+    const pin = (opts: { ip?: string; remove?: boolean }) => pinIp(exec, URI, uuidOf('ubuntu-desktop'), 'demo-kvm', { remove: false, ...opts }).then((r) => [r.action, r.ip, r.isLive]);
     assert.deepEqual(await pin({}), ['add', '192.168.122.38', true]);
     assert.deepEqual(await hostsOf(h), [
       { mac: '52:54:00:27:76:52', name: 'win2016', ip: '192.168.122.217' },
@@ -447,17 +479,17 @@ describe('DemoHypervisor: DHCP reservations (pin-ip)', () => {
   it('gives a guest its reserved address at its next start', async () => {
     const h = new DemoHypervisor();
     const exec = remoteExec(h);
-    await pinIp(exec, URI, 'ubuntu-desktop', 'demo-kvm', { ip: '192.168.122.150', remove: false });
-    const leased = async () => parseDhcpLeases((await virsh(h, netDhcpLeasesArgv(URI, 'default', '52:54:00:b8:72:16'))).stdout).map((l) => l.ipAddress);
+    await pinIp(exec, URI, uuidOf('ubuntu-desktop'), 'demo-kvm', { ip: '192.168.122.150', remove: false });
+    const leased = async () => parseDhcpLeases((await virsh(h, netDhcpLeasesArgv(URI, netText('default'), '52:54:00:b8:72:16'))).stdout).map((l) => l.ipAddress);
     assert.deepEqual(await leased(), ['192.168.122.38']);
-    await virsh(h, destroyArgv(URI, 'ubuntu-desktop'));
-    await virsh(h, startArgv(URI, 'ubuntu-desktop'));
+    await virsh(h, destroyArgv(URI, text('ubuntu-desktop')));
+    await virsh(h, startArgv(URI, text('ubuntu-desktop')));
     assert.deepEqual(await leased(), ['192.168.122.150']);
   });
 
   it("refuses what libvirt refuses, in libvirt's words", async () => {
     const h = new DemoHypervisor();
-    const update = (command: 'add' | 'modify' | 'delete', xml: string, live = true) => virsh(h, netUpdateDhcpHostArgv(URI, 'default', command, xml, { live }));
+    const update = (command: 'add' | 'modify' | 'delete', xml: string, live = true) => virsh(h, netUpdateDhcpHostArgv(URI, netText('default'), command, xml, { live }));
     const failed = (why: string) => ({ code: 1, stdout: '', stderr: `error: Failed to update network default\nerror: ${why}\n` });
     assert.deepEqual(
       await update('add', "<host mac='52:54:00:b8:72:16' ip='192.168.122.217'/>"),
@@ -486,11 +518,11 @@ describe('DemoHypervisor: DHCP reservations (pin-ip)', () => {
 
   it('changes only the persistent definition with --config alone, as libvirt does', async () => {
     const h = new DemoHypervisor();
-    const r = await virsh(h, netUpdateDhcpHostArgv(URI, 'default', 'add', "<host mac='52:54:00:b8:72:16' ip='192.168.122.38'/>", { live: false }));
+    const r = await virsh(h, netUpdateDhcpHostArgv(URI, netText('default'), 'add', "<host mac='52:54:00:b8:72:16' ip='192.168.122.38'/>", { live: false }));
     assert.deepEqual(r, { code: 0, stdout: 'Updated network default persistent config\n', stderr: '' });
     assert.equal((await hostsOf(h)).length, 1);
     assert.equal((await hostsOf(h, true)).length, 2);
-    const both = await virsh(h, netUpdateDhcpHostArgv(URI, 'default', 'delete', "<host mac='52:54:00:27:76:52'/>", { live: true }));
+    const both = await virsh(h, netUpdateDhcpHostArgv(URI, netText('default'), 'delete', "<host mac='52:54:00:27:76:52'/>", { live: true }));
     assert.equal(both.stdout, 'Updated network default persistent config and live state\n');
   });
 });

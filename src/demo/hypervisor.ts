@@ -552,12 +552,13 @@ export class DemoHypervisor {
     const domainArg = o.values.get('domain');
     const networkArg = o.values.get('network');
     if (domainArg !== undefined) {
-      const d = this.lookupDomain(domainArg);
+      const d = this.lookupDomain(domainArg, { byId: command !== 'start' });
       if (!d) return fail(`error: failed to get domain '${domainArg}'\n`);
       return this.domainCommand(command, d, o);
     }
     if (networkArg !== undefined) {
-      const n = this.networks.find((x) => x.def.name === networkArg || x.def.uuid === networkArg.toLowerCase());
+      // vshCommandOptNetworkBy: a UUID first, then a name.
+      const n = this.networks.find((x) => x.def.uuid === networkArg.toLowerCase()) ?? this.networks.find((x) => x.def.name === networkArg);
       if (!n) return fail(`error: failed to get network '${networkArg}'\nerror: Network not found: no network with matching name '${networkArg}'\n`);
       return this.networkCommand(command, n, o);
     }
@@ -574,13 +575,17 @@ export class DemoHypervisor {
     return fail(`error: unknown command: '${command}'\n`);
   }
 
-  /** virsh's lookup order (vshLookupDomainBy): id, then UUID, then name. */
-  private lookupDomain(s: string): LiveDomain | undefined {
-    if (/^\d+$/.test(s)) {
-      const byId = this.domains.find((d) => d.state === 'running' && d.id === Number(s));
-      if (byId) return byId;
-    }
-    return this.domains.find((d) => d.def.uuid === s.toLowerCase()) ?? this.domains.find((d) => d.def.name === s);
+  /**
+   * virsh's lookup order (vshLookupDomainBy): an ID (what virStrToLong_i takes: leading blanks and a
+   * sign allowed), then a UUID (36 characters that virUUIDParse reads: 32 hex digits, '-' or ' '
+   * between pairs), then the name. `start` skips the ID (an inactive domain has none).
+   */
+  private lookupDomain(s: string, opts: { byId: boolean }): LiveDomain | undefined {
+    const id = /^\s*[+-]?\d+$/.test(s) ? Number(s.trim()) : NaN;
+    const byId = opts.byId && id >= 0 ? this.domains.find((d) => d.state === 'running' && d.id === id) : undefined;
+    const hex = s.trim().replace(/[- ]/g, '');
+    const byUuid = s.length === 36 && /^[0-9a-f]{32}$/i.test(hex) ? this.domains.find((d) => d.def.uuid.replace(/-/g, '') === hex.toLowerCase()) : undefined;
+    return byId ?? byUuid ?? this.domains.find((d) => d.def.name === s);
   }
 
   private async domainCommand(command: string, d: LiveDomain, o: ParsedOptions): Promise<CommandResult> {
@@ -733,6 +738,7 @@ export class DemoHypervisor {
       return flags.has('all') || s === 'running';
     };
     const ds = this.listed(wanted);
+    if (flags.has('uuid') && flags.has('name') && !flags.has('table')) return `${ds.map((d) => `${d.def.uuid} ${d.def.name}\n`).join('')}\n`;
     if (flags.has('uuid') && !flags.has('table')) return `${ds.map((d) => `${d.def.uuid}\n`).join('')}\n`;
     if (flags.has('name') && !flags.has('table')) return `${ds.map((d) => `${d.def.name}\n`).join('')}\n`;
     return `${vshTable(

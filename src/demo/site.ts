@@ -11,7 +11,7 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HopSpec, ResolvedHost } from '../ssh/types.js';
-import { DEMO_HOST_NAME } from './demo-inventory.js';
+import { DEMO_HOST_NAME, type DemoInventory } from './demo-inventory.js';
 import { DemoHypervisor } from './hypervisor.js';
 import { DemoConsole } from './rfb-server.js';
 import { DemoSshServer, generateEd25519 } from './ssh-server.js';
@@ -46,6 +46,8 @@ export interface DemoSite {
 
 export interface DemoSiteOptions {
   log?: (line: string) => void;
+  /** The VMs and networks to simulate (default: demoInventory()); tests add VMs with awkward names. */
+  inventory?: DemoInventory;
 }
 
 /** ssh_config as `ssh -G` would resolve it for a demo host: everything explicit, nothing from ~/.ssh. */
@@ -114,6 +116,7 @@ export async function startDemoSite(opts: DemoSiteOptions = {}): Promise<DemoSit
     libvirt = new DemoHypervisor({
       uri: DEMO_URI,
       log,
+      ...(opts.inventory ? { inventory: opts.inventory } : {}),
       // Each start of a VM gets a console of its own, stopped when the VM stops (QEMU's VNC server ends with QEMU).
       startConsole: async (vm) => {
         const screen = new DemoConsole({ name: vm.name, background: vm.background, host: LOOPBACK, port: 0 });

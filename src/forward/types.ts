@@ -1,4 +1,5 @@
 /** Shared shapes of the forward layer. */
+import type { DomainUuid } from '../libvirt/domain-list.js';
 
 /** A fixed endpoint as seen from the last hop: a TCP address or a unix socket. */
 export type ChannelTarget =
@@ -13,7 +14,9 @@ export interface VmTarget {
   kind: 'vm';
   /** libvirt URI on the hypervisor. */
   uri: string;
-  /** The domain's name (or UUID). */
+  /** The domain, as resolved once from its exact name: every lookup after that is by UUID. */
+  uuid: DomainUuid;
+  /** Its name, for messages and `ps` only. */
   vm: string;
   service: 'vnc' | 'rdp';
   /** RDP's port on the guest (default 3389). */

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { auditHost } from './audit.js';
+import { asDomainUuid } from './domain-list.js';
 import { parseDomainXml } from './domain-xml.js';
 import { assembleInventory, type Inventory, type InventoryDomain, type InventoryState } from './inventory.js';
 import { parseInventoryOutput } from './inventory-script.js';
@@ -17,7 +18,7 @@ function inventoryOf(domains: [file: string, state: InventoryState][], arePasswo
   return {
     domains: domains.map(([file, state]): InventoryDomain => {
       const info = parseDomainXml(fixture(file));
-      return { uuid: info.uuid, name: info.name, state, graphics: info.graphics, interfaces: info.interfaces, arePasswordsKnown, addresses: [] };
+      return { uuid: asDomainUuid(info.uuid), name: info.name, state, graphics: info.graphics, interfaces: info.interfaces, arePasswordsKnown, addresses: [] };
     }),
     networks: [],
     neighbours: [],

@@ -5,6 +5,7 @@
  * severity and the exact command that fixes it. Pure: the inventory, the process
  * list and qemu.conf are read elsewhere.
  */
+import type { DomainUuid } from './domain-list.js';
 import { isLoopback, type GraphicsInfo } from './domain-xml.js';
 import type { Inventory, InventoryDomain, InventoryState } from './inventory.js';
 import type { QemuConf } from './qemu-conf.js';
@@ -18,6 +19,8 @@ export type AuditSeverity = 'high' | 'medium' | 'low';
 export interface AuditConsole {
   /** The libvirt domain (libvirt's consoles only: `vmdesk vnc-listen` can fix it). */
   vm?: string;
+  /** That domain's UUID, which `audit --fix` acts on. */
+  uuid?: DomainUuid;
   /** A QEMU process not managed by libvirt. */
   pid?: number;
   /** That process's `-name`, printable. */
@@ -49,6 +52,7 @@ export interface AuditFinding {
   host: string;
   /** Set for libvirt domains only; a hand-started QEMU has `pid` (its `-name` is in the message). */
   vm?: string;
+  uuid?: DomainUuid;
   pid?: number;
   kind: 'vnc' | 'spice';
   /** The exposed address(es) with the port, e.g. `0.0.0.0:5901`. */
@@ -85,7 +89,7 @@ function isExposedAddress(a: string): boolean {
 
 /** One libvirt `<graphics>` as the audit sees it, qemu.conf's defaults applied. */
 function libvirtConsole(d: InventoryDomain, g: GraphicsInfo, kind: 'vnc' | 'spice', conf: QemuConf | undefined): AuditConsole {
-  const c: AuditConsole = { vm: d.name ?? d.uuid, kind, listen: [], hasPassword: null, hasTls: null, isExposed: false, isManaged: true, state: d.state };
+  const c: AuditConsole = { vm: d.name ?? d.uuid, uuid: d.uuid, kind, listen: [], hasPassword: null, hasTls: null, isExposed: false, isManaged: true, state: d.state };
   if (g.port !== undefined) c.port = g.port;
   if (g.tlsPort !== undefined) c.tlsPort = g.tlsPort;
   const socket = g.socket ?? g.listens.find((l) => l.type === 'socket')?.socket;
@@ -179,6 +183,7 @@ function findingFor(host: string, c: AuditConsole, p: QemuProcess | undefined): 
       severity,
       host,
       vm,
+      ...(c.uuid !== undefined ? { uuid: c.uuid } : {}),
       kind: c.kind,
       listen,
       message: `${vm} on ${host}: ${kindName} console ${when}, ${auth}`,

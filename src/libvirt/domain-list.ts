@@ -5,6 +5,7 @@
  * never be confused with a column. parseDomainTable is kept for people who
  * paste the table, and reads it from both ends because a name may hold spaces.
  */
+import { VmdeskError } from '../errors.js';
 
 /** virsh's words for a domain state (tools/virsh-domain-monitor.c), `idle` being libvirt's BLOCKED. */
 export const DOMAIN_STATES = ['running', 'idle', 'paused', 'in shutdown', 'shut off', 'crashed', 'pmsuspended', 'no state'] as const;
@@ -21,6 +22,33 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function isUuid(s: string): boolean {
   return UUID.test(s);
+}
+
+declare const uuidOf: unique symbol;
+/**
+ * A domain's UUID as libvirt reported it (lower case). virsh reads any other
+ * `--domain` text as an ID first, then a UUID, then a name, so a VM named `1`
+ * or named like another VM's UUID would reach that other VM: every virsh argv
+ * builder takes this type, and a name becomes one only by an exact lookup.
+ */
+export type DomainUuid = string & { readonly [uuidOf]: 'domain' };
+/** A libvirt network's UUID (virsh reads `--network` text as a UUID, then a name). */
+export type NetworkUuid = string & { readonly [uuidOf]: 'network' };
+
+function checkedUuid(s: string, what: string): string {
+  const u = s.trim().toLowerCase();
+  if (!isUuid(u)) throw new VmdeskError('LIBVIRT_OUTPUT_INVALID', `libvirt reported ${JSON.stringify(s)} as a ${what} UUID`);
+  return u;
+}
+
+/** A UUID libvirt reported for a domain (list --uuid, <uuid> of dumpxml); throws LIBVIRT_OUTPUT_INVALID for anything else. */
+export function asDomainUuid(s: string): DomainUuid {
+  return checkedUuid(s, 'domain') as DomainUuid;
+}
+
+/** A UUID libvirt reported for a network (<uuid> of net-dumpxml). */
+export function asNetworkUuid(s: string): NetworkUuid {
+  return checkedUuid(s, 'network') as NetworkUuid;
 }
 
 /** `virsh list --uuid` / `net-list --uuid`: one UUID per line, lower-cased; anything else is skipped. */

@@ -10,15 +10,14 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { VmdeskError } from '../errors.js';
-import { parseDomstate } from './domain-list.js';
+import { parseDomstate, type DomainUuid, type NetworkUuid } from './domain-list.js';
 import { parseDomainXml } from './domain-xml.js';
 import { planReservation, removalXml } from './dhcp-hosts.js';
 import { parseDhcpLeases } from './leases.js';
-import { parseNetworkXml } from './network-xml.js';
-import { readDomain, run, type RemoteExec } from './remote.js';
+import { readDomain, resolveNetwork, run, type RemoteExec } from './remote.js';
 import { commandLine, quoteArg } from './shell-quote.js';
 import { setGraphicsListen } from './graphics-edit.js';
-import { defineArgv, destroyArgv, domstateArgv, dumpxmlArgv, netDhcpLeasesArgv, netDumpxmlArgv, netInfoArgv, netUpdateDhcpHostArgv, shutdownArgv, startArgv } from './virsh-argv.js';
+import { defineArgv, destroyArgv, domstateArgv, dumpxmlArgv, netDhcpLeasesArgv, netInfoArgv, netUpdateDhcpHostArgv, shutdownArgv, startArgv } from './virsh-argv.js';
 import { virshError } from './virsh-errors.js';
 
 export interface ListenChangeOptions {
@@ -34,7 +33,7 @@ export interface ListenChangeOptions {
 
 export interface ListenChange {
   vm: string;
-  uuid: string;
+  uuid: DomainUuid;
   address: string;
   /** The listen addresses of the definition before the change. */
   before: string[];
@@ -108,21 +107,21 @@ async function define(exec: RemoteExec, uri: string, xml: string, vm: string, ba
   }
 }
 
-async function stateOf(exec: RemoteExec, uri: string, vm: string): Promise<string> {
-  return parseDomstate(await run(exec, domstateArgv(uri, vm), 'domstate', { vm })).state;
+async function stateOf(exec: RemoteExec, uri: string, uuid: DomainUuid, vm: string): Promise<string> {
+  return parseDomstate(await run(exec, domstateArgv(uri, uuid), 'domstate', { vm })).state;
 }
 
-/** Clean shutdown, bounded wait, then destroy only with consent; then start. */
-async function restartDomain(exec: RemoteExec, uri: string, vm: string, opts: ListenChangeOptions): Promise<void> {
+/** Clean shutdown, bounded wait, then destroy only with consent; then start: each by the UUID changeListen checked. */
+async function restartDomain(exec: RemoteExec, uri: string, uuid: DomainUuid, vm: string, opts: ListenChangeOptions): Promise<void> {
   const progress = opts.progress ?? (() => {});
   const timeoutMs = opts.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
   progress(`shutting ${vm} down (waiting up to ${Math.round(timeoutMs / 1000)} s)`);
-  await run(exec, shutdownArgv(uri, vm), 'shutdown', { vm });
+  await run(exec, shutdownArgv(uri, uuid), 'shutdown', { vm });
   const deadline = Date.now() + timeoutMs;
-  let state = await stateOf(exec, uri, vm);
+  let state = await stateOf(exec, uri, uuid, vm);
   while (state !== 'shut off' && Date.now() < deadline) {
     await sleep(1000);
-    state = await stateOf(exec, uri, vm);
+    state = await stateOf(exec, uri, uuid, vm);
   }
   if (state !== 'shut off') {
     const mayDestroy = opts.force || (opts.confirmDestroy ? await opts.confirmDestroy() : false);
@@ -133,10 +132,10 @@ async function restartDomain(exec: RemoteExec, uri: string, vm: string, opts: Li
       });
     }
     progress(`powering ${vm} off (virsh destroy)`);
-    await run(exec, destroyArgv(uri, vm), 'destroy', { vm });
+    await run(exec, destroyArgv(uri, uuid), 'destroy', { vm });
   }
   progress(`starting ${vm}`);
-  await run(exec, startArgv(uri, vm), 'start', { vm });
+  await run(exec, startArgv(uri, uuid), 'start', { vm });
 }
 
 function listensOf(xml: string): string[] {
@@ -144,27 +143,40 @@ function listensOf(xml: string): string[] {
   return info.graphics.flatMap((g) => g.listens.map((l) => l.address ?? l.socket ?? l.network ?? l.type));
 }
 
-/**
- * Point every VNC/SPICE console of `vm` at `address`: save the inactive
- * definition (with its secrets) on the host, edit only its <graphics>,
- * `virsh define` it, read it back. A running VM keeps listening where it
- * did until it restarts (`restart`).
- */
-export async function changeListen(exec: RemoteExec, uri: string, vm: string, address: string, opts: ListenChangeOptions): Promise<ListenChange> {
-  const ctx = { vm };
-  const xml = await run(exec, dumpxmlArgv(uri, vm, { inactive: true, securityInfo: true }), 'dumpxml', ctx);
+/** The persistent definition of `uuid`; refused unless it is that domain's (virsh falls back to a name lookup for an unknown UUID). */
+async function inactiveXml(exec: RemoteExec, uri: string, uuid: DomainUuid, opts: { securityInfo: boolean }): Promise<{ xml: string; name: string }> {
+  const xml = await run(exec, dumpxmlArgv(uri, uuid, { inactive: true, ...opts }), 'dumpxml', { vmUuid: uuid });
   const info = parseDomainXml(xml);
+  if (info.uuid !== uuid) {
+    throw new VmdeskError('VM_NOT_FOUND', `the VM with UUID ${uuid} is gone (virsh found ${JSON.stringify(info.name)} instead); nothing was changed`, {
+      context: { vmUuid: uuid, found: info.name },
+      hint: 'it was undefined meanwhile; list the host again (vmdesk ls HOST)',
+    });
+  }
+  return { xml, name: info.name };
+}
+
+/**
+ * Point every VNC/SPICE console of the domain `uuid` at `address`: save the
+ * inactive definition (with its secrets) on the host, edit only its
+ * <graphics>, `virsh define` it, read it back. The definition that is
+ * changed is the one read by that UUID and checked to carry it; `virsh
+ * define` replaces the domain its `<uuid>` names. A running VM keeps
+ * listening where it did until it restarts (`restart`).
+ */
+export async function changeListen(exec: RemoteExec, uri: string, uuid: DomainUuid, address: string, opts: ListenChangeOptions): Promise<ListenChange> {
+  const { xml, name: vm } = await inactiveXml(exec, uri, uuid, { securityInfo: true });
   const edit = setGraphicsListen(xml, address);
-  const live = await readDomain(exec, uri, vm, { addresses: false });
+  const live = await readDomain(exec, uri, uuid, { addresses: false });
   const isRunning = live.state === 'running' || live.state === 'paused';
   const liveListens = live.graphics.filter((g) => g.type === 'vnc' || g.type === 'spice').flatMap((g) => g.listens.map((l) => l.address ?? ''));
   const isLiveStale = isRunning && liveListens.some((a) => a !== address);
-  const result: ListenChange = { vm: info.name, uuid: info.uuid, address, before: edit.before, isChanged: edit.isChanged, isRunning, isLiveStale, isRestarted: false };
+  const result: ListenChange = { vm, uuid, address, before: edit.before, isChanged: edit.isChanged, isRunning, isLiveStale, isRestarted: false };
   if (edit.isChanged) {
-    result.backupPath = await saveBackup(exec, info.uuid, xml, vm);
+    result.backupPath = await saveBackup(exec, uuid, xml, vm);
     result.backupXml = xml;
     await define(exec, uri, edit.xml, vm, result.backupPath);
-    const after = listensOf(await run(exec, dumpxmlArgv(uri, vm, { inactive: true }), 'dumpxml', ctx));
+    const after = listensOf((await inactiveXml(exec, uri, uuid, { securityInfo: false })).xml);
     if (!after.every((a) => a === address)) {
       throw new VmdeskError('LIBVIRT_COMMAND_FAILED', `libvirt accepted the new definition of ${vm} but it listens on ${after.join(', ')}`, {
         context: { vm, backup: result.backupPath },
@@ -173,7 +185,7 @@ export async function changeListen(exec: RemoteExec, uri: string, vm: string, ad
     }
   }
   if (opts.restart && isLiveStale) {
-    await restartDomain(exec, uri, vm, opts);
+    await restartDomain(exec, uri, uuid, vm, opts);
     result.isRestarted = true;
     result.isLiveStale = false;
   }
@@ -196,15 +208,15 @@ export interface PinResult {
   isLive: boolean;
 }
 
-async function isNetworkActive(exec: RemoteExec, uri: string, network: string): Promise<boolean> {
-  const text = await run(exec, netInfoArgv(uri, network), 'net-info', { network });
+async function isNetworkActive(exec: RemoteExec, uri: string, uuid: NetworkUuid, network: string): Promise<boolean> {
+  const text = await run(exec, netInfoArgv(uri, uuid), 'net-info', { network });
   return /^Active:\s+yes\s*$/m.test(text);
 }
 
-/** Add (or with `remove`, delete) the DHCP host reservation of the VM's NIC on a libvirt network. */
-export async function pinIp(exec: RemoteExec, uri: string, vm: string, host: string, opts: PinOptions): Promise<PinResult> {
-  const d = await readDomain(exec, uri, vm, { addresses: true });
-  const name = d.name ?? vm;
+/** Add (or with `remove`, delete) the DHCP host reservation of the NIC of the domain `uuid` on a libvirt network. */
+export async function pinIp(exec: RemoteExec, uri: string, uuid: DomainUuid, host: string, opts: PinOptions): Promise<PinResult> {
+  const d = await readDomain(exec, uri, uuid, { addresses: true });
+  const name = d.name ?? uuid;
   const nics = d.interfaces.filter((i) => i.type === 'network' && i.source && (!opts.network || i.source === opts.network));
   const nic = nics[0];
   if (!nic?.source) {
@@ -217,15 +229,16 @@ export async function pinIp(exec: RemoteExec, uri: string, vm: string, host: str
     throw new VmdeskError('USAGE', `${name} has NICs on ${nics.map((n) => n.source).join(' and ')}: say which with --network`, { context: { vm: name, host } });
   }
   const network = nic.source;
-  const [netXml, live, leases] = await Promise.all([
-    run(exec, netDumpxmlArgv(uri, network), 'net-dumpxml', { network }),
-    isNetworkActive(exec, uri, network),
+  // The network the NIC is attached to (by exact name), then every call by its UUID.
+  const netInfo = await resolveNetwork(exec, uri, network);
+  const [live, leases] = await Promise.all([
+    isNetworkActive(exec, uri, netInfo.uuid, network),
     // Current leases: an address leased to another guest right now is refused like a reserved one.
-    run(exec, netDhcpLeasesArgv(uri, network), 'net-dhcp-leases', { network }).then(parseDhcpLeases, () => []),
+    run(exec, netDhcpLeasesArgv(uri, netInfo.uuid), 'net-dhcp-leases', { network }).then(parseDhcpLeases, () => []),
   ]);
-  const net = { ...parseNetworkXml(netXml), leases };
+  const net = { ...netInfo, leases };
   const update = async (command: 'add' | 'modify' | 'delete', hostXml: string) => {
-    await run(exec, netUpdateDhcpHostArgv(uri, network, command, hostXml, { live }), 'net-update', { network, vm: name });
+    await run(exec, netUpdateDhcpHostArgv(uri, netInfo.uuid, command, hostXml, { live }), 'net-update', { network, vm: name });
   };
   if (opts.remove) {
     const xml = removalXml(net, nic.mac);

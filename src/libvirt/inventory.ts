@@ -6,7 +6,7 @@
  */
 import { VmdeskError } from '../errors.js';
 import { parseDomainXml, type GraphicsInfo, type InterfaceInfo } from './domain-xml.js';
-import { parseUuidList } from './domain-list.js';
+import { asDomainUuid, parseUuidList, type DomainUuid } from './domain-list.js';
 import { parseArpN, parseDhcpLeases, parseDomifaddr, parseIpNeigh, type DhcpLease, type Neighbour } from './leases.js';
 import type { RawInventory, RawSection } from './inventory-script.js';
 import { parseNetworkXml, type NetworkInfo } from './network-xml.js';
@@ -23,7 +23,8 @@ export interface VmAddress {
 }
 
 export interface InventoryDomain {
-  uuid: string;
+  /** What vmdesk passes to virsh from then on (see DomainUuid); the name is for people and for the exact lookup. */
+  uuid: DomainUuid;
   /** Undefined only when its dumpxml failed (see `error`). */
   name?: string;
   id?: number;
@@ -93,7 +94,8 @@ export function assembleInventory(raw: RawInventory): Inventory {
   const neighSection = raw.sections.find((s) => s.kind === 'neigh');
   const neighbours = isOk(neighSection) ? (neighSection.key === 'ip' ? parseIpNeigh(neighSection.stdout) : parseArpN(neighSection.stdout)) : [];
 
-  const domains: InventoryDomain[] = parseUuidList(listAll.stdout).map((uuid) => {
+  const domains: InventoryDomain[] = parseUuidList(listAll.stdout).map((text) => {
+    const uuid = asDomainUuid(text);
     const secure = find('dumpxml', uuid);
     const plain = find('dumpxml-public', uuid);
     const xml = isOk(secure) ? secure : isOk(plain) ? plain : undefined;

@@ -5,17 +5,18 @@
  * VM name can become a command. Needs only a way to run a script
  * (`RemoteExec`), so it does not depend on the ssh layer.
  */
-import { VmdeskError } from '../errors.js';
+import { VmdeskError, isVmdeskError } from '../errors.js';
 import type { ChannelTarget, VmTarget } from '../forward/types.js';
-import { parseDomstate } from './domain-list.js';
-import { parseDomainXml } from './domain-xml.js';
+import { asDomainUuid, asNetworkUuid, isUuid, parseDomstate, type DomainUuid, type NetworkUuid } from './domain-list.js';
+import { parseDomainXml, type DomainInfo } from './domain-xml.js';
 import { assembleInventory, addressesFor, type Inventory, type InventoryDomain, type InventoryState } from './inventory.js';
 import { buildInventoryScript, newBoundary, parseInventoryOutput } from './inventory-script.js';
 import { parseArpN, parseDhcpLeases, parseIpNeigh } from './leases.js';
+import { parseNetworkXml, type NetworkInfo } from './network-xml.js';
 import { commandLine } from './shell-quote.js';
-import { domstateArgv, dumpxmlArgv, netDhcpLeasesArgv, startArgv } from './virsh-argv.js';
+import { domstateArgv, dumpxmlArgv, dumpxmlByNameArgv, netDhcpLeasesArgv, netDumpxmlArgv, netDumpxmlByNameArgv, startArgv } from './virsh-argv.js';
 import { virshError } from './virsh-errors.js';
-import { guestAddress, vncTarget } from './vm-target.js';
+import { findDomain, guestAddress, vncTarget } from './vm-target.js';
 
 /**
  * Runs a POSIX sh script on the hypervisor, parsed by its `/bin/sh` whatever the SSH user's login shell (SshChain.exec
@@ -44,30 +45,94 @@ function stateOf(text: string): InventoryState {
   return s === 'running' || s === 'paused' || s === 'shut off' ? s : s === '' ? 'unknown' : 'other';
 }
 
-/** One domain's state, consoles, NICs and (with `addresses`) guest addresses, in parallel execs. */
-export async function readDomain(exec: RemoteExec, uri: string, vm: string, opts: { addresses: boolean }): Promise<InventoryDomain> {
-  const ctx = { vm };
-  const [stateText, xml] = await Promise.all([
-    run(exec, domstateArgv(uri, vm), 'domstate', ctx),
-    // --security-info shows whether a console has a password; a read-only user gets the plain form.
-    run(exec, dumpxmlArgv(uri, vm, { securityInfo: true }), 'dumpxml', ctx).catch(() => run(exec, dumpxmlArgv(uri, vm), 'dumpxml', ctx)),
-  ]);
-  const info = parseDomainXml(xml);
-  const d: InventoryDomain = { uuid: info.uuid, name: info.name, state: stateOf(stateText), graphics: info.graphics, interfaces: info.interfaces, arePasswordsKnown: true, addresses: [] };
-  if (info.id !== undefined) d.id = info.id;
-  if (opts.addresses && d.state === 'running') {
-    const nets = [...new Set(info.interfaces.filter((i) => i.type === 'network' && i.source).map((i) => i.source!))];
+/** `dumpxml` with --security-info (shows whether a console has a password), the plain form for a read-only user. */
+async function dumpxmlText(exec: RemoteExec, argv: (securityInfo: boolean) => string[], ctx: Record<string, unknown>): Promise<{ xml: string; arePasswordsKnown: boolean }> {
+  try {
+    return { xml: await run(exec, argv(true), 'dumpxml', ctx), arePasswordsKnown: true };
+  } catch (err) {
+    if (isVmdeskError(err, 'VM_NOT_FOUND')) throw err;
+    return { xml: await run(exec, argv(false), 'dumpxml', ctx), arePasswordsKnown: false };
+  }
+}
+
+function gone(uuid: DomainUuid, found: string | undefined): VmdeskError {
+  return new VmdeskError('VM_NOT_FOUND', `the VM with UUID ${uuid} is gone${found !== undefined ? ` (virsh found ${JSON.stringify(found)} instead)` : ''}`, {
+    context: { vmUuid: uuid },
+    hint: 'it was undefined meanwhile; list the host again (vmdesk ls HOST)',
+  });
+}
+
+/** The domain XML of `uuid`, checked to be that domain's: virsh falls back to a name lookup when no UUID matches. */
+async function dumpxmlOf(exec: RemoteExec, uri: string, uuid: DomainUuid, opts: { securityInfo: boolean }): Promise<{ info: DomainInfo; arePasswordsKnown: boolean }> {
+  const ctx = { vmUuid: uuid };
+  const r = opts.securityInfo
+    ? await dumpxmlText(exec, (secure) => dumpxmlArgv(uri, uuid, { securityInfo: secure }), ctx)
+    : { xml: await run(exec, dumpxmlArgv(uri, uuid), 'dumpxml', ctx), arePasswordsKnown: false };
+  const info = parseDomainXml(r.xml);
+  if (info.uuid !== uuid) throw gone(uuid, info.name);
+  return { info, arePasswordsKnown: r.arePasswordsKnown };
+}
+
+/**
+ * The network a NIC's `<source network='NAME'>` names (libvirt attaches it by
+ * exact name), from `net-dumpxml` when virsh's UUID-then-name lookup found
+ * that very network, else from the inventory's list.
+ */
+export async function resolveNetwork(exec: RemoteExec, uri: string, name: string): Promise<NetworkInfo & { uuid: NetworkUuid }> {
+  const direct = await run(exec, netDumpxmlByNameArgv(uri, name), 'net-dumpxml', { network: name }).then(parseNetworkXml, () => undefined);
+  if (direct?.name === name) return { ...direct, uuid: asNetworkUuid(direct.uuid) };
+  const net = (await readInventory(exec, uri)).networks.find((n) => n.name === name);
+  if (!net) {
+    throw new VmdeskError('LIBVIRT_COMMAND_FAILED', `no libvirt network named ${JSON.stringify(name)}`, { context: { network: name }, hint: 'virsh net-list --all lists the networks of the host' });
+  }
+  const uuid = asNetworkUuid(net.uuid);
+  const info = parseNetworkXml(await run(exec, netDumpxmlArgv(uri, uuid), 'net-dumpxml', { network: name }));
+  return { ...info, uuid };
+}
+
+/** State (domstate) and, for a running domain with `addresses`, guest addresses, all looked up by UUID. */
+async function completeDomain(exec: RemoteExec, uri: string, info: DomainInfo, arePasswordsKnown: boolean, opts: { addresses: boolean }): Promise<InventoryDomain> {
+  const uuid = asDomainUuid(info.uuid);
+  const nets = [...new Set(info.interfaces.filter((i) => i.type === 'network' && i.source).map((i) => i.source!))];
+  const readAddresses = async () => {
     const [leases, neigh] = await Promise.all([
-      Promise.all(nets.map((n) => run(exec, netDhcpLeasesArgv(uri, n), 'net-dhcp-leases', { network: n }).then(parseDhcpLeases, () => []))),
+      Promise.all(nets.map((n) => resolveNetwork(exec, uri, n).then((net) => run(exec, netDhcpLeasesArgv(uri, net.uuid), 'net-dhcp-leases', { network: n })).then(parseDhcpLeases, () => []))),
       // The seed's `arp -n`, done right: the host's neighbour table, /proc/net/arp where `ip` is missing.
       exec(commandLine(['ip', 'neigh', 'show'])).then(async (r) =>
         r.code === 0 ? parseIpNeigh(r.stdout.toString('utf8')) : parseArpN((await exec(commandLine(['cat', '/proc/net/arp']))).stdout.toString('utf8')),
       ),
     ]);
     const networks = nets.map((name, i) => ({ name, uuid: '', addresses: [], leases: leases[i] ?? [] }));
-    d.addresses = addressesFor(info.interfaces, networks, neigh, undefined);
-  }
+    return addressesFor(info.interfaces, networks, neigh, undefined);
+  };
+  // A live XML has an id only while the domain runs: only then can it have addresses.
+  const [stateText, addresses] = await Promise.all([run(exec, domstateArgv(uri, uuid), 'domstate', { vm: info.name }), opts.addresses && info.id !== undefined ? readAddresses() : []]);
+  const d: InventoryDomain = { uuid, name: info.name, state: stateOf(stateText), graphics: info.graphics, interfaces: info.interfaces, arePasswordsKnown, addresses };
+  if (info.id !== undefined) d.id = info.id;
   return d;
+}
+
+/** One domain's state, consoles, NICs and (with `addresses`) guest addresses, looked up by its UUID. */
+export async function readDomain(exec: RemoteExec, uri: string, uuid: DomainUuid, opts: { addresses: boolean }): Promise<InventoryDomain> {
+  const { info, arePasswordsKnown } = await dumpxmlOf(exec, uri, uuid, { securityInfo: true });
+  return completeDomain(exec, uri, info, arePasswordsKnown, opts);
+}
+
+/**
+ * The domain whose name is exactly `name`, and from then on its UUID. One
+ * round trip when `dumpxml` of the name finds that very domain; virsh tries
+ * the text as an ID and a UUID first, so when it finds another (`1` is the ID
+ * of a running VM, a name is another VM's UUID) or none, the inventory
+ * decides by exact name, and no match is VM_NOT_FOUND (vm-target.ts findDomain).
+ */
+export async function resolveDomain(exec: RemoteExec, uri: string, name: string, host: string, opts: { addresses: boolean }): Promise<InventoryDomain> {
+  const direct = await dumpxmlText(exec, (secure) => dumpxmlByNameArgv(uri, name, { securityInfo: secure }), { vm: name }).catch((err: unknown) => {
+    if (isVmdeskError(err, 'VM_NOT_FOUND')) return undefined;
+    throw err;
+  });
+  const info = direct && parseDomainXml(direct.xml);
+  if (direct && info?.name === name) return completeDomain(exec, uri, info, direct.arePasswordsKnown, opts);
+  return findDomain(await readInventory(exec, uri), name, host);
 }
 
 /**
@@ -84,26 +149,29 @@ export async function checkSocketAccess(exec: RemoteExec, path: string, host: st
 }
 
 /** Start a shut-off domain (`--start`). */
-export async function startDomain(exec: RemoteExec, uri: string, vm: string): Promise<void> {
-  await run(exec, startArgv(uri, vm), 'start', { vm });
+export async function startDomain(exec: RemoteExec, uri: string, uuid: DomainUuid): Promise<void> {
+  await run(exec, startArgv(uri, uuid), 'start', { vmUuid: uuid });
 }
 
 /**
- * Where a VM's VNC console is right now, from one `virsh dumpxml` (one virsh
- * process on the host, the lookup every console connection waits for): a
- * running domain's live XML has an `id` and the console's current port.
+ * Where a VM's VNC console is right now, and the VM's name, from one `virsh
+ * dumpxml` (one virsh process on the host, the lookup every console
+ * connection waits for): a running domain's live XML has an `id` and the
+ * console's current port.
  */
-export async function resolveVncTarget(exec: RemoteExec, uri: string, vm: string, host: string): Promise<ChannelTarget> {
-  const info = parseDomainXml(await run(exec, dumpxmlArgv(uri, vm), 'dumpxml', { vm }));
-  const d: InventoryDomain = { uuid: info.uuid, name: info.name, state: info.id !== undefined ? 'running' : 'shut off', graphics: info.graphics, interfaces: info.interfaces, arePasswordsKnown: false, addresses: [] };
-  return vncTarget(d, host);
+export async function resolveVncConsole(exec: RemoteExec, uri: string, uuid: DomainUuid, host: string): Promise<{ target: ChannelTarget; name: string }> {
+  const { info } = await dumpxmlOf(exec, uri, uuid, { securityInfo: false });
+  const d: InventoryDomain = { uuid, name: info.name, state: info.id !== undefined ? 'running' : 'shut off', graphics: info.graphics, interfaces: info.interfaces, arePasswordsKnown: false, addresses: [] };
+  return { target: vncTarget(d, host), name: info.name };
 }
 
 /** Where a VM target points right now, looked up on the hypervisor. */
 export async function resolveVmTarget(exec: RemoteExec, t: VmTarget, host: string): Promise<ChannelTarget> {
   if (t.service === 'rdp' && t.ip) return { kind: 'tcp', host: t.ip, port: t.port ?? 3389 };
-  if (t.service === 'vnc') return resolveVncTarget(exec, t.uri, t.vm, host);
-  const d = await readDomain(exec, t.uri, t.vm, { addresses: true });
+  // A target that reached the agent without a UUID (an older client) must not become a by-name lookup.
+  if (typeof t.uuid !== 'string' || !isUuid(t.uuid)) throw new VmdeskError('VM_NOT_FOUND', `the forward to ${t.vm} names no VM UUID`, { context: { vm: t.vm, host }, hint: 'open the forward again (vmdesk stop, then vnc/rdp HOST/VM)' });
+  if (t.service === 'vnc') return (await resolveVncConsole(exec, t.uri, t.uuid, host)).target;
+  const d = await readDomain(exec, t.uri, t.uuid, { addresses: true });
   const a = guestAddress(d, host, ['DHCP leases', 'neighbour table']);
   return { kind: 'tcp', host: a.ip, port: t.port ?? 3389 };
 }

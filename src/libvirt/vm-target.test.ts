@@ -20,6 +20,18 @@ describe('VM targets from a real inventory', () => {
     assert.deepEqual(closeNames('WIN2016', ['win2016', 'win2019', 'rhel8']), ['win2016', 'win2019']);
   });
 
+  it("never takes a VM's UUID or ID for its name, and says whose they are", () => {
+    const win2016 = byName('win2016');
+    assert.throws(() => byName(win2016.uuid), (e: { code: string; context: Record<string, unknown> }) => e.code === 'VM_NOT_FOUND' && e.context['uuidOf'] === 'win2016');
+    assert.throws(() => byName(win2016.uuid.toUpperCase()), (e: { code: string; context: Record<string, unknown> }) => e.code === 'VM_NOT_FOUND' && e.context['uuidOf'] === 'win2016');
+    assert.ok(win2016.id !== undefined);
+    assert.throws(() => byName(String(win2016.id)), (e: { code: string; context: Record<string, unknown> }) => e.code === 'VM_NOT_FOUND' && e.context['idOf'] === 'win2016');
+    // A VM whose name is another's ID or UUID is found by that name.
+    const named = (name: string) => ({ ...inv, domains: [...inv.domains, { ...win2016, uuid: inv.domains[1]!.uuid.replace(/.$/, 'f') as typeof win2016.uuid, name, id: 99 }] });
+    assert.equal(findDomain(named(String(win2016.id)), String(win2016.id), 'kvmhost').id, 99);
+    assert.equal(findDomain(named(win2016.uuid), win2016.uuid, 'kvmhost').id, 99);
+  });
+
   it('reaches a loopback console on its port, and the display number follows', () => {
     const t = vncTarget(byName('win2016'), 'kvmhost');
     assert.equal(t.kind, 'tcp');

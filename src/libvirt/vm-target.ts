@@ -7,6 +7,7 @@
 import { VmdeskError } from '../errors.js';
 import type { ChannelTarget } from '../forward/types.js';
 import type { Inventory, InventoryDomain, VmAddress } from './inventory.js';
+import { shellWord } from './shell-quote.js';
 
 /** Levenshtein distance, for "did you mean" suggestions. */
 function distance(a: string, b: string): number {
@@ -34,15 +35,29 @@ export function closeNames(name: string, names: string[]): string[] {
     .map((x) => x.n);
 }
 
-/** The domain called `name` (exact, then by UUID); VM_NOT_FOUND with suggestions otherwise. */
+/**
+ * The domain whose name is exactly `name`; VM_NOT_FOUND with suggestions
+ * otherwise. Never by ID or UUID (virsh's order): a text that is another VM's
+ * UUID or ID is named in the hint, and the user writes that VM's name.
+ */
 export function findDomain(inv: Inventory, name: string, host: string): InventoryDomain {
-  const exact = inv.domains.find((d) => d.name === name) ?? inv.domains.find((d) => d.uuid === name);
+  const exact = inv.domains.find((d) => d.name === name);
   if (exact) return exact;
   const names = inv.domains.map((d) => d.name).filter((n): n is string => n !== undefined);
+  const byUuid = inv.domains.find((d) => d.uuid === name.trim().toLowerCase());
+  const byId = /^\d+$/.test(name) ? inv.domains.find((d) => d.id === Number(name)) : undefined;
+  const other = byUuid ?? byId;
   const close = closeNames(name, names);
+  const ref = (n: string) => shellWord(`${host}/${n}`);
+  const hint =
+    other?.name !== undefined
+      ? `${JSON.stringify(name)} is the ${byUuid ? 'UUID' : 'ID'} of ${JSON.stringify(other.name)}: vmdesk takes names only, write ${ref(other.name)}`
+      : close.length
+        ? `did you mean ${close.map((c) => JSON.stringify(c)).join(', ')}?`
+        : `vmdesk ls ${host} lists its ${names.length} VMs`;
   throw new VmdeskError('VM_NOT_FOUND', `no VM named ${JSON.stringify(name)} on ${host}`, {
-    context: { vm: name, host },
-    hint: close.length ? `did you mean ${close.map((c) => JSON.stringify(c)).join(', ')}?` : `vmdesk ls ${host} lists its ${names.length} VMs`,
+    context: { vm: name, host, ...(other?.name !== undefined ? { [byUuid ? 'uuidOf' : 'idOf']: other.name } : {}), ...(close.length ? { didYouMean: close } : {}) },
+    hint,
   });
 }
 
@@ -50,7 +65,7 @@ function requireRunning(d: InventoryDomain, host: string, what: string): void {
   if (d.state === 'running' || d.state === 'paused') return;
   throw new VmdeskError('VM_NOT_RUNNING', `${d.name} on ${host} is ${d.state}: it has no ${what}`, {
     context: { vm: d.name, host, state: d.state },
-    hint: `start it with --start, or: virsh start ${d.name}`,
+    hint: `start it with --start, or: virsh start ${d.uuid}`,
   });
 }
 

@@ -27,12 +27,12 @@ describe('isCrossOriginFetch', () => {
 });
 
 describe('TicketBook', () => {
-  const console1 = { kind: 'console', host: 'h', vm: 'a' } as const;
+  const console1 = { kind: 'console', host: 'h', uuid: 'a' } as const;
 
   it('opens once, only what it was issued for', () => {
     const book = new TicketBook();
     const t = book.issue(console1);
-    assert.equal(book.take(t, { kind: 'console', host: 'h', vm: 'b' }), false, 'another console');
+    assert.equal(book.take(t, { kind: 'console', host: 'h', uuid: 'b' }), false, 'another console');
     assert.equal(book.take(t, console1), false, 'used up by the failed attempt too');
     const e = book.issue({ kind: 'events' });
     assert.equal(book.take(e, console1), false);

@@ -39,16 +39,16 @@ export function bearerOf(req: IncomingMessage, token: string): 'absent' | 'valid
   return m && isTokenEqual(m[1], token) ? 'valid' : 'invalid';
 }
 
-/** What a ticket opens: the event stream, one console's WebSocket, or one VM's browser RDP session. */
+/** What a ticket opens: the event stream, one console's WebSocket, or one VM's browser RDP session (VMs by host + UUID). */
 export type TicketPurpose =
   | { kind: 'events' }
-  | { kind: 'console'; host: string; vm: string }
-  /** `target`: where the guest's RDP port was found when the ticket was issued, for the one connection it opens. */
-  | { kind: 'rdp'; host: string; vm: string; target?: { kind: 'tcp'; host: string; port: number } };
+  | { kind: 'console'; host: string; uuid: string }
+  /** `found`: where the guest's RDP port was found when the ticket was issued, for the one connection it opens. */
+  | { kind: 'rdp'; host: string; uuid: string; found?: { target: { kind: 'tcp'; host: string; port: number }; vm: string } };
 
 function isSamePurpose(a: TicketPurpose, b: TicketPurpose): boolean {
   if (a.kind === 'events' || b.kind === 'events') return a.kind === b.kind;
-  return a.kind === b.kind && a.host === b.host && a.vm === b.vm;
+  return a.kind === b.kind && a.host === b.host && a.uuid === b.uuid;
 }
 
 /** How long a ticket lives: it is fetched right before the socket or stream it opens. */

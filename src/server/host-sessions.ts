@@ -13,7 +13,8 @@ import { Forwarder } from '../forward/forwarder.js';
 import type { VmTarget } from '../forward/types.js';
 import { pinnedIps } from '../libvirt/dhcp-hosts.js';
 import { changeListen, type ListenChange } from '../libvirt/edits.js';
-import { readDomain, readInventory, resolveVmTarget, type RemoteExec } from '../libvirt/remote.js';
+import type { DomainUuid } from '../libvirt/domain-list.js';
+import { readDomain, readInventory, resolveVmTarget, resolveVncConsole, type RemoteExec } from '../libvirt/remote.js';
 import { guestAddress } from '../libvirt/vm-target.js';
 import { SshChain, type ChainOptions, type HopState } from '../ssh/chain.js';
 import type { HopSpec } from '../ssh/types.js';
@@ -49,6 +50,8 @@ export interface TunnelView {
   /** `rdp`: a loopback forward for a native client; `rdp-web`: RDP sessions in the browser (the RDCleanPath endpoint). */
   kind: 'rdp' | 'rdp-web' | 'console';
   host: string;
+  /** The VM it reaches; `vm` is its name, for display. */
+  uuid: DomainUuid;
   vm: string;
   address?: string;
   state: 'up' | 'connecting' | 'down';
@@ -92,6 +95,7 @@ interface ConsoleTunnel {
   id: string;
   kind: 'console' | 'rdp-web';
   host: string;
+  uuid: DomainUuid;
   vm: string;
   active: number;
   bytesIn: number;
@@ -101,6 +105,7 @@ interface ConsoleTunnel {
 interface RdpTunnel {
   id: string;
   host: string;
+  uuid: DomainUuid;
   vm: string;
   forwarder: Forwarder;
   port: number;
@@ -120,7 +125,7 @@ export class HostSessions extends EventEmitter<HostSessionsEvents> {
   private readonly sessions = new Map<string, Session>();
   private readonly consoles = new Map<string, ConsoleTunnel>();
   private readonly rdps = new Map<string, RdpTunnel>();
-  private readonly prepared = new Map<string, { promise: Promise<Duplex>; timer: NodeJS.Timeout }>();
+  private readonly prepared = new Map<string, { promise: Promise<{ stream: Duplex; vm: string }>; timer: NodeJS.Timeout }>();
   private nextId = 1;
   private closed = false;
 
@@ -198,27 +203,30 @@ export class HostSessions extends EventEmitter<HostSessionsEvents> {
     return inv.domains.filter((d) => d.name !== undefined).map((d) => vmView(d, name, pinned));
   }
 
+  // Every method below names a VM by its host and UUID (the API's identity, docs/ui.md): virsh reads
+  // any other text as an ID, then a UUID, then a name, and could reach another VM.
+
   /** One VM, read live. */
-  async readVm(name: string, vm: string): Promise<VmView> {
+  async readVm(name: string, uuid: DomainUuid): Promise<VmView> {
     const s = this.session(name);
     const chain = await this.chainOf(name);
-    return vmView(await readDomain(this.execOf(chain), s.host.uri, vm, { addresses: true }), name);
+    return vmView(await readDomain(this.execOf(chain), s.host.uri, uuid, { addresses: true }), name);
   }
 
   /** Make the VM's consoles listen on loopback only (dashboard's "Move to loopback"); see changeListen. */
-  async moveToLoopback(name: string, vm: string, opts: { restart: boolean }): Promise<Omit<ListenChange, 'backupXml'>> {
+  async moveToLoopback(name: string, uuid: DomainUuid, opts: { restart: boolean }): Promise<Omit<ListenChange, 'backupXml'>> {
     const s = this.session(name);
     const chain = await this.chainOf(name);
-    const { backupXml: _secret, ...change } = await changeListen(this.execOf(chain), s.host.uri, vm, '127.0.0.1', { restart: opts.restart, force: false });
+    const { backupXml: _secret, ...change } = await changeListen(this.execOf(chain), s.host.uri, uuid, '127.0.0.1', { restart: opts.restart, force: false });
     return change;
   }
 
-  /** A channel to the VM's VNC console, looked up on the hypervisor now (autoport consoles move on restart). */
-  private async openConsoleChannel(name: string, vm: string): Promise<Duplex> {
+  /** A channel to the VM's VNC console, looked up on the hypervisor now (autoport consoles move on restart), and the VM's name. */
+  private async openConsoleChannel(name: string, uuid: DomainUuid): Promise<{ stream: Duplex; vm: string }> {
     const s = this.session(name);
     const chain = await this.chainOf(name);
-    const target: VmTarget = { kind: 'vm', uri: s.host.uri, vm, service: 'vnc' };
-    return chain.openChannel(await resolveVmTarget(this.execOf(chain), target, name));
+    const { target, name: vm } = await resolveVncConsole(this.execOf(chain), s.host.uri, uuid, name);
+    return { stream: await chain.openChannel(target), vm };
   }
 
   /**
@@ -227,37 +235,38 @@ export class HostSessions extends EventEmitter<HostSessionsEvents> {
    * channel ready (the VM's first bytes wait in it). A fresh lookup, never a
    * remembered address; unused after PREPARED_TTL_MS, it is closed.
    */
-  prepareConsole(name: string, vm: string): void {
-    const key = `${name}\u0000${vm}`;
+  prepareConsole(name: string, uuid: DomainUuid): void {
+    const key = `${name}\u0000${uuid}`;
     if (this.closed || this.prepared.has(key) || !this.sessions.has(name)) return;
-    const promise = this.openConsoleChannel(name, vm);
+    const promise = this.openConsoleChannel(name, uuid);
     promise.catch(() => {});
     const timer = setTimeout(() => {
       if (this.prepared.get(key)?.promise !== promise) return;
       this.prepared.delete(key);
-      promise.then((stream) => stream.destroy(), () => {});
+      promise.then((c) => c.stream.destroy(), () => {});
     }, PREPARED_TTL_MS);
     timer.unref();
     this.prepared.set(key, { promise, timer });
   }
 
   /** A channel to the VM's VNC console (the prepared one when the page's request made one), with its bookkeeping. */
-  async openConsole(name: string, vm: string): Promise<ConsoleChannel> {
+  async openConsole(name: string, uuid: DomainUuid): Promise<ConsoleChannel> {
     this.session(name);
-    const prepared = this.prepared.get(`${name}\u0000${vm}`);
-    let stream: Duplex | undefined;
+    const key = `${name}\u0000${uuid}`;
+    const prepared = this.prepared.get(key);
+    let opened: { stream: Duplex; vm: string } | undefined;
     if (prepared) {
-      this.prepared.delete(`${name}\u0000${vm}`);
+      this.prepared.delete(key);
       clearTimeout(prepared.timer);
-      stream = await prepared.promise.catch(() => undefined);
+      opened = await prepared.promise.catch(() => undefined);
       // Closed meanwhile (the VM restarted, the chain dropped): look it up again.
-      if (stream && (stream.destroyed || stream.readableEnded)) stream = undefined;
+      if (opened && (opened.stream.destroyed || opened.stream.readableEnded)) opened = undefined;
     }
-    stream ??= await this.openConsoleChannel(name, vm);
-    const key = `${name}\u0000${vm}`;
+    opened ??= await this.openConsoleChannel(name, uuid);
+    const { stream, vm } = opened;
     let t = this.consoles.get(key);
     if (!t) {
-      t = { id: `c${this.nextId++}`, kind: 'console', host: name, vm, active: 0, bytesIn: 0, bytesOut: 0 };
+      t = { id: `c${this.nextId++}`, kind: 'console', host: name, uuid, vm, active: 0, bytesIn: 0, bytesOut: 0 };
       this.consoles.set(key, t);
     }
     return { stream, ...this.track(key, t) };
@@ -284,29 +293,30 @@ export class HostSessions extends EventEmitter<HostSessionsEvents> {
   }
 
   /**
-   * Where the VM's RDP server is right now: its IP found by MAC (DHCP leases,
-   * then the neighbour table) on the hypervisor, port 3389. Looked up for
-   * every browser RDP connection, never remembered (a guest's lease moves).
+   * Where the VM's RDP server is right now, and the VM's name: its IP found
+   * by MAC (DHCP leases, then the neighbour table) on the hypervisor, port
+   * 3389. Looked up for every browser RDP connection, never remembered (a
+   * guest's lease moves).
    */
-  async rdpTarget(name: string, vm: string): Promise<{ kind: 'tcp'; host: string; port: number }> {
+  async rdpTarget(name: string, uuid: DomainUuid): Promise<{ target: { kind: 'tcp'; host: string; port: number }; vm: string }> {
     const s = this.session(name);
     const chain = await this.chainOf(name);
-    const t = await resolveVmTarget(this.execOf(chain), { kind: 'vm', uri: s.host.uri, vm, service: 'rdp' }, name);
-    if (t.kind !== 'tcp') throw new VmdeskError('INTERNAL', `the RDP target of ${vm} is not a TCP address`);
-    return t;
+    const d = await readDomain(this.execOf(chain), s.host.uri, uuid, { addresses: true });
+    const a = guestAddress(d, name, ['DHCP leases', 'neighbour table']);
+    return { target: { kind: 'tcp', host: a.ip, port: 3389 }, vm: d.name ?? uuid };
   }
 
   /**
    * A channel to the VM's RDP port for one browser RDP session (the RDCleanPath endpoint), with its
    * bookkeeping; `found` is this connection's own lookup when it was made already (its ticket's).
    */
-  async openRdp(name: string, vm: string, found?: { kind: 'tcp'; host: string; port: number }): Promise<ConsoleChannel & { serverAddr: string }> {
-    const target = found ?? (await this.rdpTarget(name, vm));
+  async openRdp(name: string, uuid: DomainUuid, found?: { target: { kind: 'tcp'; host: string; port: number }; vm: string }): Promise<ConsoleChannel & { serverAddr: string }> {
+    const { target, vm } = found ?? (await this.rdpTarget(name, uuid));
     const stream = await (await this.chainOf(name)).openChannel(target);
-    const key = `rdp-web\u0000${name}\u0000${vm}`;
+    const key = `rdp-web\u0000${name}\u0000${uuid}`;
     let t = this.consoles.get(key);
     if (!t) {
-      t = { id: `w${this.nextId++}`, kind: 'rdp-web', host: name, vm, active: 0, bytesIn: 0, bytesOut: 0 };
+      t = { id: `w${this.nextId++}`, kind: 'rdp-web', host: name, uuid, vm, active: 0, bytesIn: 0, bytesOut: 0 };
       this.consoles.set(key, t);
     }
     const serverAddr = target.host.includes(':') ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
@@ -314,16 +324,18 @@ export class HostSessions extends EventEmitter<HostSessionsEvents> {
   }
 
   /** Start (or reuse) a loopback forward to the guest's RDP port, its IP found by MAC on every connection. */
-  async startRdp(name: string, vm: string): Promise<RdpForwardView> {
+  async startRdp(name: string, uuid: DomainUuid): Promise<RdpForwardView> {
     const s = this.session(name);
-    const key = `${name}\u0000${vm}`;
+    const key = `${name}\u0000${uuid}`;
     const existing = this.rdps.get(key);
     if (existing) return this.rdpView(existing);
     const chain = await this.chainOf(name);
     const exec = this.execOf(chain);
     // Refuse now, with the reason, rather than hand out a port whose every connection fails.
-    guestAddress(await readDomain(exec, s.host.uri, vm, { addresses: true }), name, ['DHCP leases', 'neighbour table']);
-    const target: VmTarget = { kind: 'vm', uri: s.host.uri, vm, service: 'rdp' };
+    const d = await readDomain(exec, s.host.uri, uuid, { addresses: true });
+    guestAddress(d, name, ['DHCP leases', 'neighbour table']);
+    const vm = d.name ?? uuid;
+    const target: VmTarget = { kind: 'vm', uri: s.host.uri, uuid, vm, service: 'rdp' };
     const forwarder = new Forwarder([{ bindAddress: '127.0.0.1', localPort: 0, target, source: `rdp ${name}/${vm}` }], async (t, origin) =>
       chain.openChannel(t.kind === 'vm' ? await resolveVmTarget(exec, t, name) : t, origin),
     );
@@ -333,7 +345,7 @@ export class HostSessions extends EventEmitter<HostSessionsEvents> {
       await forwarder.close();
       return this.rdpView(raced);
     }
-    const tunnel: RdpTunnel = { id: `r${this.nextId++}`, host: name, vm, forwarder, port: stats!.localPort };
+    const tunnel: RdpTunnel = { id: `r${this.nextId++}`, host: name, uuid, vm, forwarder, port: stats!.localPort };
     forwarder.on('connection', () => this.emit('tunnels'));
     forwarder.on('connection-closed', () => this.emit('tunnels'));
     this.rdps.set(key, tunnel);
@@ -342,20 +354,20 @@ export class HostSessions extends EventEmitter<HostSessionsEvents> {
   }
 
   private rdpView(t: RdpTunnel): RdpForwardView {
-    return { tunnelId: t.id, address: `127.0.0.1:${t.port}`, port: t.port, rdpFile: `/api/hosts/${encodeURIComponent(t.host)}/vms/${encodeURIComponent(t.vm)}/rdp-file` };
+    return { tunnelId: t.id, address: `127.0.0.1:${t.port}`, port: t.port, rdpFile: `/api/hosts/${encodeURIComponent(t.host)}/vms/${t.uuid}/rdp-file` };
   }
 
-  /** The .rdp file of a started forward, or undefined when none was started. */
-  rdpFile(name: string, vm: string): string | undefined {
-    const t = this.rdps.get(`${name}\u0000${vm}`);
-    return t ? rdpFileText(t.port) : undefined;
+  /** The .rdp file of a started forward and the VM's name, or undefined when none was started. */
+  rdpFile(name: string, uuid: DomainUuid): { text: string; vm: string } | undefined {
+    const t = this.rdps.get(`${name}\u0000${uuid}`);
+    return t ? { text: rdpFileText(t.port), vm: t.vm } : undefined;
   }
 
   tunnelViews(): TunnelView[] {
     const views: TunnelView[] = [];
     for (const t of this.consoles.values()) {
       const hops = this.sessions.get(t.host)?.chain?.hopStates() ?? [];
-      views.push({ id: t.id, kind: t.kind, host: t.host, vm: t.vm, state: tunnelState(hops), hops, active: t.active, bytesIn: t.bytesIn, bytesOut: t.bytesOut });
+      views.push({ id: t.id, kind: t.kind, host: t.host, uuid: t.uuid, vm: t.vm, state: tunnelState(hops), hops, active: t.active, bytesIn: t.bytesIn, bytesOut: t.bytesOut });
     }
     for (const t of this.rdps.values()) {
       const hops = this.sessions.get(t.host)?.chain?.hopStates() ?? [];
@@ -364,6 +376,7 @@ export class HostSessions extends EventEmitter<HostSessionsEvents> {
         id: t.id,
         kind: 'rdp',
         host: t.host,
+        uuid: t.uuid,
         vm: t.vm,
         address: `127.0.0.1:${t.port}`,
         state: tunnelState(hops),
@@ -380,7 +393,7 @@ export class HostSessions extends EventEmitter<HostSessionsEvents> {
     this.closed = true;
     for (const p of this.prepared.values()) {
       clearTimeout(p.timer);
-      p.promise.then((stream) => stream.destroy(), () => {});
+      p.promise.then((c) => c.stream.destroy(), () => {});
     }
     this.prepared.clear();
     await Promise.all([...this.rdps.values()].map((t) => t.forwarder.close()));

@@ -18,6 +18,7 @@ import { bridgeConsole, keepAlive } from './console-socket.js';
 import { serveRdCleanPath } from '../console/rdp-proxy.js';
 import { errorView, type ErrorView, type HostSessions } from './host-sessions.js';
 import { BodyError, readBody } from './request-body.js';
+import { vmUuidParam } from './vm-identity.js';
 import { loadStaticFiles, type StaticFile } from './static-assets.js';
 
 export interface UiServerOptions {
@@ -212,20 +213,22 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
     }
     if (parts.length === 2 && parts[1] === 'tickets') {
       expect('POST');
-      const body = await readBody(req, { purpose: { type: 'string', isRequired: true, oneOf: ['events', 'console', 'rdp'] }, host: { type: 'string', maxLength: 1024 }, vm: { type: 'string', maxLength: 1024 } });
+      const body = await readBody(req, { purpose: { type: 'string', isRequired: true, oneOf: ['events', 'console', 'rdp'] }, host: { type: 'string', maxLength: 1024 }, uuid: { type: 'string', maxLength: 64 } });
       let purpose: TicketPurpose = { kind: 'events' };
       if (body.purpose === 'rdp') {
-        if (!body.host || !body.vm) throw new BodyError('UI_BODY_INVALID', 'an RDP ticket needs "host" and "vm"');
+        const uuid = vmUuidParam(body.uuid);
+        if (!body.host || !uuid) throw new BodyError('UI_BODY_INVALID', 'an RDP ticket needs "host" and the VM\'s "uuid"');
         // The lookup for the connection this ticket opens, made now: a refusal comes with its reason (no such VM,
         // not running, no IP) rather than the PDU's bare status code, and the endpoint need not look up again.
-        purpose = { kind: 'rdp', host: body.host, vm: body.vm, target: await sessions.rdpTarget(body.host, body.vm) };
+        purpose = { kind: 'rdp', host: body.host, uuid, found: await sessions.rdpTarget(body.host, uuid) };
       } else if (body.purpose === 'console') {
-        if (!body.host || !body.vm) throw new BodyError('UI_BODY_INVALID', 'a console ticket needs "host" and "vm"');
-        purpose = { kind: 'console', host: body.host, vm: body.vm };
+        const uuid = vmUuidParam(body.uuid);
+        if (!body.host || !uuid) throw new BodyError('UI_BODY_INVALID', 'a console ticket needs "host" and the VM\'s "uuid"');
+        purpose = { kind: 'console', host: body.host, uuid };
         // The page opens this console's WebSocket right after: look the console up and open its channel now.
-        sessions.prepareConsole(body.host, body.vm);
-      } else if (body.host !== undefined || body.vm !== undefined) {
-        throw new BodyError('UI_BODY_INVALID', 'an events ticket takes no "host" or "vm"');
+        sessions.prepareConsole(body.host, uuid);
+      } else if (body.host !== undefined || body.uuid !== undefined) {
+        throw new BodyError('UI_BODY_INVALID', 'an events ticket takes no "host" or "uuid"');
       }
       return sendJson(res, 200, { ticket: tickets.issue(purpose), expiresInMs: tickets.ttlMs });
     }
@@ -235,8 +238,9 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
         expect('GET');
         return sendJson(res, 200, { host, vms: await sessions.listVms(host) });
       }
-      const vm = parts[4];
-      if (vm !== undefined && vm !== '') {
+      if (parts[4] !== undefined && parts[4] !== '') {
+        const vm = vmUuidParam(parts[4]);
+        if (vm === undefined) throw new HttpError({ code: 'UI_BAD_REQUEST', message: 'the API names a VM by its UUID: /api/hosts/HOST/vms/UUID', hint: 'GET /api/hosts/HOST/vms lists each VM with its uuid' });
         if (parts.length === 5) {
           expect('GET');
           return sendJson(res, 200, { vm: await sessions.readVm(host, vm) });
@@ -254,10 +258,10 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
         }
         if (parts.length === 6 && parts[5] === 'rdp-file') {
           expect('GET');
-          const text = sessions.rdpFile(host, vm);
-          if (text === undefined) throw new HttpError({ code: 'UI_NOT_FOUND', message: `no RDP forward to ${vm} was started`, hint: 'press RDP first' });
-          const fileName = `${host}-${vm}`.replace(/[^A-Za-z0-9._-]/g, '_');
-          return send(res, 200, text, 'application/x-rdp', { 'content-disposition': `attachment; filename="${fileName}.rdp"` });
+          const file = sessions.rdpFile(host, vm);
+          if (file === undefined) throw new HttpError({ code: 'UI_NOT_FOUND', message: `no RDP forward to ${vm} was started`, hint: 'press RDP first' });
+          const fileName = `${host}-${file.vm}`.replace(/[^A-Za-z0-9._-]/g, '_');
+          return send(res, 200, file.text, 'application/x-rdp', { 'content-disposition': `attachment; filename="${fileName}.rdp"` });
         }
       }
     }
@@ -317,9 +321,10 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
     void serveRdCleanPath(stream, {
       authorize: (pdu) => {
         const purpose = tickets.redeem(pdu.proxyAuth);
-        if (purpose?.kind !== 'rdp') return undefined;
+        const uuid = purpose?.kind === 'rdp' ? vmUuidParam(purpose.uuid) : undefined;
+        if (purpose?.kind !== 'rdp' || !uuid) return undefined;
         return async () => {
-          const ch = await sessions.openRdp(purpose.host, purpose.vm, purpose.target);
+          const ch = await sessions.openRdp(purpose.host, uuid, purpose.found);
           return { stream: ch.stream, serverAddr: ch.serverAddr, count: ch.count, release: ch.release };
         };
       },
@@ -348,9 +353,9 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
     }
     if (url.pathname !== '/ws/console') return refuse(bearer === 'valid' ? 404 : 401, bearer === 'valid' ? 'Not Found' : 'Unauthorized');
     const host = url.searchParams.get('host');
-    const vm = url.searchParams.get('vm');
+    const vm = vmUuidParam(url.searchParams.get('uuid'));
     // A browser's WebSocket cannot carry a header: it presents the ticket its page fetched for this console.
-    if (bearer === 'absent' && !(host && vm && tickets.take(url.searchParams.get('ticket'), { kind: 'console', host, vm }))) return refuse(401, 'Unauthorized');
+    if (bearer === 'absent' && !(host && vm && tickets.take(url.searchParams.get('ticket'), { kind: 'console', host, uuid: vm }))) return refuse(401, 'Unauthorized');
     if (!host || !vm) return refuse(400, 'Bad Request');
     wss.handleUpgrade(req, socket, head, (ws) => {
       bridgeConsole(ws, () => sessions.openConsole(host, vm), errorView, log);

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,16 +6,8 @@ import { after, describe, test } from 'node:test';
 import { isVmdeskError, type ErrorCode } from '../errors.js';
 import { formatJumpSpec, parseJumpList, planHops, type PlanOptions } from './hop-plan.js';
 import type { HopSpec } from './types.js';
+import { NO_SSH } from '../../test/openssh-client.js';
 
-function hasSsh(): boolean {
-  try {
-    execFileSync('ssh', ['-V'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-const NO_SSH = hasSsh() ? false : 'no OpenSSH client installed';
 /** OpenSSH's default remote user: the local login name. */
 const me = os.userInfo().username;
 

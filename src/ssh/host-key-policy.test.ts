@@ -16,6 +16,7 @@ import { checkHostKey } from './known-hosts.js';
 import type { Prompter } from './prompter.js';
 import { resolveHost } from './ssh-config.js';
 import type { HopSpec } from './types.js';
+import { NO_SSH } from '../../test/openssh-client.js';
 
 const KEYS = fileURLToPath(new URL('../../fixtures/known-hosts/keys/', import.meta.url));
 const REVOKED = fileURLToPath(new URL('../../fixtures/revoked-keys/', import.meta.url));
@@ -29,15 +30,6 @@ function pub(name: string): Buffer {
 const alphaEd = pub('alpha-ed25519');
 const otherEd = pub('other-ed25519');
 
-function hasSsh(): boolean {
-  try {
-    execFileSync('ssh', ['-V'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-const NO_SSH = hasSsh() ? false : 'no OpenSSH client installed';
 
 const tmp = mkdtempSync(join(tmpdir(), 'vmdesk-host-key-policy-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -7,6 +7,7 @@ import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { isVmdeskError, type ErrorCode } from '../errors.js';
 import { currentLocalIdentity, expandPercentTokens, parseDestination, parseSshGOutput, resolveHost, type LocalIdentity } from './ssh-config.js';
+import { NO_SSH } from '../../test/openssh-client.js';
 
 const FIXTURES = fileURLToPath(new URL('../../fixtures/ssh-config/', import.meta.url));
 const fixture = (name: string): string => readFileSync(path.join(FIXTURES, name), 'utf8');
@@ -14,15 +15,6 @@ const fixture = (name: string): string => readFileSync(path.join(FIXTURES, name)
 /** The identity the fixtures were captured as (root on host "vm"). */
 const CAPTURED_AS: LocalIdentity = { userName: 'root', homeDir: '/root', uid: 0, hostName: 'vm', env: {} };
 
-function hasSsh(): boolean {
-  try {
-    execFileSync('ssh', ['-V'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-const NO_SSH = hasSsh() ? false : 'no OpenSSH client installed';
 
 function rejectsWith(code: ErrorCode, fn: () => unknown): Promise<void> {
   return assert.rejects(async () => fn(), (err) => {

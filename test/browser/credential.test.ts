@@ -17,9 +17,13 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { WebSocket } from 'ws';
+import { demoInventory } from '../../src/demo/demo-inventory.js';
 import { startDemoSite, type DemoSite } from '../../src/demo/site.js';
 import { HostSessions, startUiServer, type UiServer } from '../../src/server/index.js';
 import { canvasStats, chromiumSkipReason, launchChromium } from './chromium.js';
+
+/** The console query of win2016: the page names a VM by UUID, its name is the title. */
+const WIN2016 = `uuid=${demoInventory().domains.find((d) => d.name === 'win2016')!.uuid}&name=win2016`;
 
 const skip = chromiumSkipReason();
 
@@ -156,7 +160,7 @@ describe('the dashboard credential in chromium: nothing another port of 127.0.0.
     assert.equal(await get(ui.port, '/api/events', headers), 401);
     assert.equal(await post(ui.port, '/api/tickets', { ...headers, origin }, JSON.stringify({ purpose: 'events' })), 401);
     assert.equal(await post(ui.port, `/api/hosts/${site.hostName}/vms/win2016/rdp`, { ...headers, origin }, '{}'), 401);
-    assert.equal(await upgrade(ui.port, `/ws/console?host=${site.hostName}&vm=win2016`, { ...headers, origin }), 401);
+    assert.equal(await upgrade(ui.port, `/ws/console?host=${site.hostName}&${WIN2016}`, { ...headers, origin }), 401);
     // The dashboard kept working meanwhile, with its own credential.
     assert.equal(await dashboard.evaluate(() => document.body.dataset.live), 'live');
   });
@@ -165,7 +169,7 @@ describe('the dashboard credential in chromium: nothing another port of 127.0.0.
     // What `vmdesk vnc --browser` hands the browser (src/cli/browser.ts): a file:// page, so the console's request is cross-site.
     const dir = mkdtempSync(join(tmpdir(), 'vmdesk-open-'));
     const file = join(dir, 'open.html');
-    writeFileSync(file, `<!doctype html><meta http-equiv="refresh" content="0;url=${ui.url(`/console?host=${site.hostName}&vm=win2016`)}">`);
+    writeFileSync(file, `<!doctype html><meta http-equiv="refresh" content="0;url=${ui.url(`/console?host=${site.hostName}&${WIN2016}`)}">`);
     const tab = await context.newPage();
     await tab.goto(pathToFileURL(file).href);
     await tab.waitForURL((u) => u.pathname === '/console' && !u.hash.includes('token='));
@@ -181,7 +185,7 @@ describe('the dashboard credential in chromium: nothing another port of 127.0.0.
     await tab.locator('tr[data-vm="win2016"]').waitFor({ timeout: 30_000 });
     await tab.goto(`http://127.0.0.1:${otherPort}/`);
     commands.length = 0;
-    const target = `http://127.0.0.1:${ui.port}/console?host=${site.hostName}&vm=win2016`;
+    const target = `http://127.0.0.1:${ui.port}/console?host=${site.hostName}&${WIN2016}`;
     await tab.evaluate((u) => {
       location.href = u;
     }, target);

@@ -78,7 +78,7 @@ describe('npm start (embedded demo) in chromium', { skip }, () => {
     await page.goto(demo.url);
     await page.getByText('win2016', { exact: true }).first().waitFor({ timeout: 30_000 });
     const base = new URL(demo.url);
-    await page.goto(`${base.origin}/console?host=demo-kvm&vm=win2016`);
+    await page.goto(`${base.origin}/console?host=demo-kvm&uuid=cf033973-fff1-4b6f-afb3-e3276b4205f1&name=win2016`);
     await page.locator('body[data-state="connected"]').waitFor({ timeout: 30_000 });
     const screen = await waitForScreen(page, 15_000);
     // The demo VM echoes typed keys on its "typed:" line: only that line is compared (the clock and a square move elsewhere).

@@ -51,14 +51,15 @@ describe('the CLI against the demo site', () => {
     const url = await new Promise<URL>((res, rej) => {
       child.stdout!.on('data', (d) => {
         out += d;
-        const m = /^(http:\/\/127\.0\.0\.1:\d+\/console\?host=demo-kvm&vm=win2016#token=[\w-]+)$/m.exec(out);
+        // The page names the VM by UUID (the API's identity); the name is only for its title.
+        const m = /^(http:\/\/127\.0\.0\.1:\d+\/console\?host=demo-kvm&uuid=cf033973-fff1-4b6f-afb3-e3276b4205f1&name=win2016#token=[\w-]+)$/m.exec(out);
         if (m) res(new URL(m[1]!));
       });
       child.once('close', (code) => rej(new Error(`exited ${code}: ${out}`)));
     });
     const token = url.hash.slice('#token='.length);
     const greeting = await new Promise<string>((res, rej) => {
-      const ws = new WebSocket(`ws://${url.host}/ws/console?host=demo-kvm&vm=win2016`, { headers: { origin: url.origin, authorization: `Bearer ${token}` } });
+      const ws = new WebSocket(`ws://${url.host}/ws/console?host=demo-kvm&uuid=${url.searchParams.get('uuid')}`, { headers: { origin: url.origin, authorization: `Bearer ${token}` } });
       ws.once('message', (m: Buffer) => {
         res(m.toString('latin1'));
         ws.close();

@@ -10,7 +10,7 @@ import { isExposed } from '../../src/libvirt/domain-xml.js';
 import { changeListen, pinIp, readQemuConf } from '../../src/libvirt/edits.js';
 import { parseQemuConf } from '../../src/libvirt/qemu-conf.js';
 import { QEMU_PROCESS_SCRIPT, parseQemuProcesses } from '../../src/libvirt/qemu-processes.js';
-import { readInventory, resolveVmTarget, startDomain, type RemoteExec } from '../../src/libvirt/remote.js';
+import { readInventory, resolveDomain, resolveVmTarget, startDomain, type RemoteExec } from '../../src/libvirt/remote.js';
 import { commandLine } from '../../src/libvirt/shell-quote.js';
 import { SshChain } from '../../src/ssh/chain.js';
 import { startDemoSite, type DemoSite } from '../../src/demo/site.js';
@@ -105,18 +105,23 @@ describe('the demo site through a real two-hop SSH chain', () => {
 
   it('opens the consoles of a TCP VM, the socket VM and the exposed VM, all speaking RFB', async () => {
     for (const vm of ['win2016', 'debian12-socket', 'legacy-exposed']) {
-      const target = await resolveVmTarget(exec, { kind: 'vm', uri: site.libvirtUri, vm, service: 'vnc' }, site.hostName);
+      const target = await resolveVmTarget(exec, { kind: 'vm', uri: site.libvirtUri, uuid: await uuidOf(vm), vm, service: 'vnc' }, site.hostName);
       assert.equal(target.kind, vm === 'debian12-socket' ? 'unix' : 'tcp', vm);
       assert.equal(await readBanner(await chain.openChannel(target)), RFB_VERSION, vm);
     }
   });
 
   it('starts the shut-off VM, whose console then answers', async () => {
-    await startDomain(exec, site.libvirtUri, 'win2012');
-    const target = await resolveVmTarget(exec, { kind: 'vm', uri: site.libvirtUri, vm: 'win2012', service: 'vnc' }, site.hostName);
+    await startDomain(exec, site.libvirtUri, await uuidOf('win2012'));
+    const target = await resolveVmTarget(exec, { kind: 'vm', uri: site.libvirtUri, uuid: await uuidOf('win2012'), vm: 'win2012', service: 'vnc' }, site.hostName);
     assert.deepEqual(target, { kind: 'tcp', host: '127.0.0.1', port: 5903 });
     assert.equal(await readBanner(await chain.openChannel(target)), RFB_VERSION);
   });
+
+  /** The UUID of the VM named `name` exactly, as every command resolves it first. */
+  async function uuidOf(name: string) {
+    return (await resolveDomain(exec, site.libvirtUri, name, site.hostName, { addresses: false })).uuid;
+  }
 
   /** What `vmdesk audit` reads from the host, over the chain. */
   async function audit(): Promise<AuditReport> {
@@ -136,11 +141,11 @@ describe('the demo site through a real two-hop SSH chain', () => {
   });
 
   it('moves the exposed VM to loopback and restarts it (vnc-listen --restart): its console answers on 127.0.0.1', async () => {
-    const c = await changeListen(exec, site.libvirtUri, 'legacy-exposed', '127.0.0.1', { restart: true, force: false, shutdownTimeoutMs: 10_000 });
+    const c = await changeListen(exec, site.libvirtUri, await uuidOf('legacy-exposed'), '127.0.0.1', { restart: true, force: false, shutdownTimeoutMs: 10_000 });
     assert.deepEqual([c.isChanged, c.isRestarted, c.before], [true, true, ['0.0.0.0']]);
     // The previous definition went to the host on stdin and reads back over the same chain.
     assert.equal((await exec(commandLine(['cat', c.backupPath!]))).stdout.toString('utf8'), c.backupXml);
-    const target = await resolveVmTarget(exec, { kind: 'vm', uri: site.libvirtUri, vm: 'legacy-exposed', service: 'vnc' }, site.hostName);
+    const target = await resolveVmTarget(exec, { kind: 'vm', uri: site.libvirtUri, uuid: await uuidOf('legacy-exposed'), vm: 'legacy-exposed', service: 'vnc' }, site.hostName);
     assert.deepEqual(target, { kind: 'tcp', host: '127.0.0.1', port: 5902 });
     assert.equal(await readBanner(await chain.openChannel(target)), RFB_VERSION);
     await assert.rejects(chain.openChannel({ kind: 'tcp', host: '0.0.0.0', port: 5902 }), (e: unknown) => isVmdeskError(e) && e.code === 'SSH_CHANNEL_REFUSED');
@@ -154,7 +159,7 @@ describe('the demo site through a real two-hop SSH chain', () => {
   });
 
   it('pins a guest address and unpins it (pin-ip): add, none, delete', async () => {
-    const pin = async (remove: boolean) => (await pinIp(exec, site.libvirtUri, 'ubuntu-desktop', site.hostName, { remove })).action;
+    const pin = async (remove: boolean) => (await pinIp(exec, site.libvirtUri, await uuidOf('ubuntu-desktop'), site.hostName, { remove })).action;
     const pinned = async () => pinnedIps((await readInventory(exec, site.libvirtUri)).networks.find((n) => n.name === 'default')!);
     assert.equal(await pin(false), 'add');
     assert.equal((await pinned()).get('52:54:00:b8:72:16'), '192.168.122.38');
@@ -165,11 +170,12 @@ describe('the demo site through a real two-hop SSH chain', () => {
   });
 
   it('keeps both backups of a VM changed twice within one second (vnc-listen there and back)', async (t) => {
+    const uuid = await uuidOf('win2016');
     // One second for both: the clock stands still, as it nearly does for two quick edits.
     t.mock.timers.enable({ apis: ['Date'], now: Date.parse('2026-12-04T20:00:00Z') });
     const opts = { restart: false, force: false };
-    const there = await changeListen(exec, site.libvirtUri, 'win2016', '0.0.0.0', opts);
-    const back = await changeListen(exec, site.libvirtUri, 'win2016', '127.0.0.1', opts);
+    const there = await changeListen(exec, site.libvirtUri, uuid, '0.0.0.0', opts);
+    const back = await changeListen(exec, site.libvirtUri, uuid, '127.0.0.1', opts);
     t.mock.timers.reset();
     assert.deepEqual([there.isChanged, back.isChanged, back.before], [true, true, ['0.0.0.0']]);
     assert.notEqual(there.backupPath, back.backupPath);

@@ -21,6 +21,8 @@ const fixture = (name: string) => readFileSync(new URL(`../../src/console/fixtur
 const X224_REQUEST = fixture('x224-request-freerdp-nla.bin');
 const CONFIRM = fixture('x224-confirm-freerdp-shadow-hybrid.bin');
 const WIN2016_IP = '192.168.122.217';
+/** The demo VMs' UUIDs (src/demo/demo-inventory.ts): the API names a VM by host + UUID. */
+const UUID = { win2016: 'cf033973-fff1-4b6f-afb3-e3276b4205f1', 'ubuntu-desktop': '97200831-9c83-4f63-a6a8-529cbc85d4d3', win2012: 'e9305d52-81e5-43f8-a8b9-e0d023a03981' } as const;
 
 interface RdpDouble {
   port: number;
@@ -87,8 +89,8 @@ describe('RDP endpoint (/ws/rdp)', () => {
   let rdp: RdpDouble;
   const logged: string[] = [];
   const headers = () => ({ authorization: `Bearer ${ui.token}`, origin: `http://127.0.0.1:${ui.port}`, 'content-type': 'application/json' });
-  const ticket = async (purpose: string, vm = 'win2016'): Promise<string> => {
-    const r = await request(ui.port, '/api/tickets', { method: 'POST', headers: headers(), body: JSON.stringify({ purpose, host: site.hostName, vm }) });
+  const ticket = async (purpose: string, vm: keyof typeof UUID = 'win2016'): Promise<string> => {
+    const r = await request(ui.port, '/api/tickets', { method: 'POST', headers: headers(), body: JSON.stringify({ purpose, host: site.hostName, uuid: UUID[vm] }) });
     assert.equal(r.status, 200, r.body.toString());
     return (JSON.parse(r.body.toString()) as { ticket: string }).ticket;
   };
@@ -143,7 +145,7 @@ describe('RDP endpoint (/ws/rdp)', () => {
   });
 
   it('refuses an RDP ticket up front for a VM that is shut off, with its code', async () => {
-    const r = await request(ui.port, '/api/tickets', { method: 'POST', headers: headers(), body: JSON.stringify({ purpose: 'rdp', host: site.hostName, vm: 'win2012' }) });
+    const r = await request(ui.port, '/api/tickets', { method: 'POST', headers: headers(), body: JSON.stringify({ purpose: 'rdp', host: site.hostName, uuid: UUID.win2012 }) });
     assert.equal(r.status, 409);
     assert.match((JSON.parse(r.body.toString()) as { error: { code: string } }).error.code, /^VM_(NOT_RUNNING|NO_IP)$/);
   });
@@ -155,7 +157,7 @@ describe('RDP endpoint (/ws/rdp)', () => {
   });
 
   it("gives 'wasm-unsafe-eval' to the RDP page only, and serves the hashed .wasm as application/wasm, immutable", async () => {
-    const rdpPage = await request(ui.port, '/rdp?host=h&vm=v');
+    const rdpPage = await request(ui.port, `/rdp?host=h&uuid=${UUID.win2016}`);
     assert.equal(rdpPage.status, 200);
     assert.match(String(rdpPage.headers['content-security-policy']), /script-src 'self' 'wasm-unsafe-eval'/);
     for (const path of ['/', '/console']) assert.doesNotMatch(String((await request(ui.port, path)).headers['content-security-policy']), /wasm/);

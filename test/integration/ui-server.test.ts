@@ -68,6 +68,14 @@ function wsTry(port: number, path: string, headers: Record<string, string>): Pro
   });
 }
 
+/** The demo VMs' UUIDs: the API and the console WebSocket name a VM by host and UUID. */
+const UUID = {
+  win2016: 'cf033973-fff1-4b6f-afb3-e3276b4205f1',
+  'ubuntu-desktop': '97200831-9c83-4f63-a6a8-529cbc85d4d3',
+  'legacy-exposed': '6ede338f-c252-440e-be84-ab58e1595951',
+  gone: '00000000-0000-4000-8000-000000000000',
+} as const;
+
 describe('UI server', () => {
   let site: DemoSite;
   let sessions: HostSessions;
@@ -108,7 +116,7 @@ describe('UI server', () => {
   });
 
   it('prints a URL that carries the token only in the fragment', () => {
-    const u = new URL(ui.url('/console?host=a&vm=b'));
+    const u = new URL(ui.url(`/console?host=a&uuid=${UUID.win2016}`));
     assert.equal(u.hostname, '127.0.0.1');
     assert.equal(u.hash, `#token=${ui.token}`);
     assert.ok(!u.search.includes(ui.token));
@@ -116,7 +124,7 @@ describe('UI server', () => {
   });
 
   it('serves the two pages as static shells to anyone, holding no token and setting no cookie', async () => {
-    for (const path of ['/', '/console?host=x&vm=y']) {
+    for (const path of ['/', `/console?host=x&uuid=${UUID.win2016}`]) {
       const page = await request(ui.port, path);
       assert.equal(page.status, 200, path);
       assert.match(String(page.headers['content-type']), /text\/html/);
@@ -161,9 +169,9 @@ describe('UI server', () => {
     assert.equal((await request(ui.port, '/api/hosts', { headers: { cookie, authorization: 'Bearer wrong' } })).status, 401);
     assert.equal((await request(ui.port, '/api/events', { headers: { cookie } })).status, 401);
     assert.equal((await postTicket({ purpose: 'events' }, { cookie, origin })).status, 401);
-    assert.equal((await request(ui.port, `/api/hosts/${site.hostName}/vms/win2016/rdp`, { method: 'POST', headers: { cookie, origin, authorization: 'Bearer wrong' }, body: '{}' })).status, 401);
-    assert.equal((await wsTry(ui.port, `/ws/console?host=${site.hostName}&vm=win2016`, { origin, cookie })).status, 401);
-    assert.equal((await wsTry(ui.port, `/ws/console?host=${site.hostName}&vm=win2016`, { origin, cookie, authorization: 'Bearer wrong' })).status, 401);
+    assert.equal((await request(ui.port, `/api/hosts/${site.hostName}/vms/${UUID['win2016']}/rdp`, { method: 'POST', headers: { cookie, origin, authorization: 'Bearer wrong' }, body: '{}' })).status, 401);
+    assert.equal((await wsTry(ui.port, `/ws/console?host=${site.hostName}&uuid=${UUID['win2016']}`, { origin, cookie })).status, 401);
+    assert.equal((await wsTry(ui.port, `/ws/console?host=${site.hostName}&uuid=${UUID['win2016']}`, { origin, cookie, authorization: 'Bearer wrong' })).status, 401);
     assert.equal((await request(ui.port, '/api/session', { method: 'POST', headers: { origin, 'content-type': 'application/json' }, body: JSON.stringify({ token: ui.token }) })).headers['set-cookie'], undefined, 'no route sets a cookie');
   });
 
@@ -208,7 +216,7 @@ describe('UI server', () => {
   });
 
   it('needs POST and its own Origin for mutating routes, bearer or not', async () => {
-    const path = `/api/hosts/${site.hostName}/vms/win2016/rdp`;
+    const path = `/api/hosts/${site.hostName}/vms/${UUID['win2016']}/rdp`;
     assert.equal((await request(ui.port, path, { headers: bearer })).status, 405);
     assert.equal((await request(ui.port, path, { method: 'POST', headers: { ...bearer, origin: 'http://evil.example' }, body: '{}' })).status, 403);
     assert.equal((await request(ui.port, path, { method: 'POST', headers: { ...bearer, origin: `http://127.0.0.1:${ui.port + 1}` }, body: '{}' })).status, 403, 'another port is another origin');
@@ -223,7 +231,7 @@ describe('UI server', () => {
     assert.match(first.text, /^retry: \d+\n\nevent: hosts\n/);
     assert.equal((await sseFirst(ui.port, `/api/events?ticket=${t}`)).status, 401, 'single use');
     assert.equal((await sseFirst(ui.port, '/api/events')).status, 401, 'no ticket');
-    assert.equal((await sseFirst(ui.port, `/api/events?ticket=${await ticket({ purpose: 'console', host: site.hostName, vm: 'win2016' })}`)).status, 401, "a console's ticket");
+    assert.equal((await sseFirst(ui.port, `/api/events?ticket=${await ticket({ purpose: 'console', host: site.hostName, uuid: UUID['win2016'] })}`)).status, 401, "a console's ticket");
     const late = await ticket({ purpose: 'events' });
     clock.ms += TICKET_TTL_MS;
     assert.equal((await sseFirst(ui.port, `/api/events?ticket=${late}`)).status, 401, 'expired');
@@ -231,24 +239,24 @@ describe('UI server', () => {
   });
 
   it('opens a console WebSocket with its ticket once, for that console only', async () => {
-    const path = (vm: string, t: string) => `/ws/console?host=${site.hostName}&vm=${vm}&ticket=${t}`;
-    const t = await ticket({ purpose: 'console', host: site.hostName, vm: 'win2016' });
+    const path = (vm: keyof typeof UUID, t: string) => `/ws/console?host=${site.hostName}&uuid=${UUID[vm]}&ticket=${t}`;
+    const t = await ticket({ purpose: 'console', host: site.hostName, uuid: UUID['win2016'] });
     assert.equal((await wsTry(ui.port, path('win2016', t), { origin })).first?.toString('latin1'), 'RFB 003.008\n');
     assert.equal((await wsTry(ui.port, path('win2016', t), { origin })).status, 401, 'single use');
-    assert.equal((await wsTry(ui.port, path('win2019', await ticket({ purpose: 'console', host: site.hostName, vm: 'win2016' })), { origin })).status, 401, "another console's ticket");
+    assert.equal((await wsTry(ui.port, path('ubuntu-desktop', await ticket({ purpose: 'console', host: site.hostName, uuid: UUID['win2016'] })), { origin })).status, 401, "another console's ticket");
     assert.equal((await wsTry(ui.port, path('win2016', await ticket({ purpose: 'events' })), { origin })).status, 401, "the event stream's ticket");
-    const late = await ticket({ purpose: 'console', host: site.hostName, vm: 'win2016' });
+    const late = await ticket({ purpose: 'console', host: site.hostName, uuid: UUID['win2016'] });
     clock.ms += TICKET_TTL_MS;
     assert.equal((await wsTry(ui.port, path('win2016', late), { origin })).status, 401, 'expired');
-    const good = await ticket({ purpose: 'console', host: site.hostName, vm: 'win2016' });
+    const good = await ticket({ purpose: 'console', host: site.hostName, uuid: UUID['win2016'] });
     assert.equal((await wsTry(ui.port, path('win2016', good), { origin, authorization: 'Bearer wrong' })).status, 401, 'a wrong header is not overruled by a good ticket');
   });
 
   it('refuses console WebSockets without a credential, from a foreign Origin or Host', async () => {
-    const path = `/ws/console?host=${site.hostName}&vm=win2016`;
+    const path = `/ws/console?host=${site.hostName}&uuid=${UUID['win2016']}`;
     assert.equal((await wsTry(ui.port, path, { origin })).status, 401, 'no ticket, no token');
     assert.equal((await wsTry(ui.port, `${path}&ticket=${ui.token}`, { origin })).status, 401, 'the token is not a ticket');
-    const t = await ticket({ purpose: 'console', host: site.hostName, vm: 'win2016' });
+    const t = await ticket({ purpose: 'console', host: site.hostName, uuid: UUID['win2016'] });
     assert.equal((await wsTry(ui.port, `${path}&ticket=${t}`, { origin: 'http://evil.example' })).status, 403, 'foreign Origin');
     assert.equal((await wsTry(ui.port, `${path}&ticket=${t}`, {})).status, 403, 'no Origin');
     assert.equal((await wsTry(ui.port, path, { origin: 'http://evil.example:80', ...bearer, host: 'evil.example' })).status, 403, 'foreign Host');
@@ -257,7 +265,7 @@ describe('UI server', () => {
 
   it('answers every malformed body 400 with a code, and logs no stack trace', async () => {
     const post = (path: string, body: string) => request(ui.port, path, { method: 'POST', headers: { ...bearer, origin, 'content-type': 'application/json' }, body });
-    const vmRoute = `/api/hosts/${site.hostName}/vms/win2016`;
+    const vmRoute = `/api/hosts/${site.hostName}/vms/${UUID['win2016']}`;
     const cases: [string, string, string][] = [
       ['/api/tickets', 'null', 'UI_BODY_INVALID'],
       ['/api/tickets', '[]', 'UI_BODY_INVALID'],
@@ -268,8 +276,8 @@ describe('UI server', () => {
       ['/api/tickets', '{"purpose": "everything"}', 'UI_BODY_INVALID'],
       ['/api/tickets', '{"purpose": "events", "extra": true}', 'UI_BODY_INVALID'],
       ['/api/tickets', '{"purpose": "console", "host": "demo-kvm"}', 'UI_BODY_INVALID'],
-      ['/api/tickets', '{"purpose": "console", "host": ["demo-kvm"], "vm": "win2016"}', 'UI_BODY_INVALID'],
-      ['/api/tickets', '{"purpose": "events", "vm": "win2016"}', 'UI_BODY_INVALID'],
+      ['/api/tickets', '{"purpose": "console", "host": ["demo-kvm"], "uuid": "win2016"}', 'UI_BODY_INVALID'],
+      ['/api/tickets', '{"purpose": "events", "uuid": "win2016"}', 'UI_BODY_INVALID'],
       ['/api/tickets', '{"purpose":', 'UI_BODY_NOT_JSON'],
       [`${vmRoute}/rdp`, 'null', 'UI_BODY_INVALID'],
       [`${vmRoute}/rdp`, '{"port": 1}', 'UI_BODY_INVALID'],
@@ -318,10 +326,10 @@ describe('UI server', () => {
   });
 
   it('bridges a console WebSocket to the VM (RFB greeting), and names the error when it cannot', async () => {
-    const ok = await wsTry(ui.port, `/ws/console?host=${site.hostName}&vm=win2016`, { origin, ...bearer });
+    const ok = await wsTry(ui.port, `/ws/console?host=${site.hostName}&uuid=${UUID['win2016']}`, { origin, ...bearer });
     assert.equal(ok.first?.toString('latin1'), 'RFB 003.008\n');
-    const t = await ticket({ purpose: 'console', host: site.hostName, vm: 'nope' });
-    const missing = await wsTry(ui.port, `/ws/console?host=${site.hostName}&vm=nope&ticket=${t}`, { origin });
+    const t = await ticket({ purpose: 'console', host: site.hostName, uuid: UUID.gone });
+    const missing = await wsTry(ui.port, `/ws/console?host=${site.hostName}&uuid=${UUID.gone}&ticket=${t}`, { origin });
     assert.equal(missing.close?.code, 4000);
     assert.match(missing.close!.reason, /^VM_NOT_FOUND: /);
     const unknownHost = await request(ui.port, '/api/hosts/elsewhere/vms', { headers: bearer });
@@ -329,7 +337,7 @@ describe('UI server', () => {
   });
 
   it('starts an RDP forward on loopback and serves its .rdp file', async () => {
-    const path = `/api/hosts/${site.hostName}/vms/win2016/rdp`;
+    const path = `/api/hosts/${site.hostName}/vms/${UUID['win2016']}/rdp`;
     const r = await request(ui.port, path, { method: 'POST', headers: { ...bearer, origin, 'content-type': 'application/json' }, body: '{}' });
     assert.equal(r.status, 200, r.body);
     const fwd = JSON.parse(r.body) as { address: string; port: number; rdpFile: string };
@@ -344,7 +352,7 @@ describe('UI server', () => {
   });
 
   it("moves an exposed console to loopback (POST only, 127.0.0.1 only), and the list shows it", async () => {
-    const path = `/api/hosts/${site.hostName}/vms/legacy-exposed/vnc-listen`;
+    const path = `/api/hosts/${site.hostName}/vms/${UUID['legacy-exposed']}/vnc-listen`;
     const headers = { origin, ...bearer, 'content-type': 'application/json' };
     const wide = await request(ui.port, path, { method: 'POST', headers, body: JSON.stringify({ address: '0.0.0.0' }) });
     assert.equal(wide.status, 400, 'the dashboard never exposes a console');
@@ -365,7 +373,7 @@ describe('UI server', () => {
     const channels = site.hypervisor.counters.channels;
     commands.length = 0;
     for (const headers of [{}, { cookie: `vmdesk-${ui.port}=${ui.token}` }, { ...bearer }]) {
-      const page = await request(ui.port, `/console?host=${site.hostName}&vm=ubuntu-desktop`, { headers });
+      const page = await request(ui.port, `/console?host=${site.hostName}&uuid=${UUID['ubuntu-desktop']}`, { headers });
       assert.equal(page.status, 200);
     }
     await new Promise((r) => setTimeout(r, 300));
@@ -376,16 +384,16 @@ describe('UI server', () => {
   it("opens the console's channel when its page asks for a ticket, and its WebSocket uses that one", async () => {
     const before = site.hypervisor.counters.channels;
     commands.length = 0;
-    const t = await ticket({ purpose: 'console', host: site.hostName, vm: 'ubuntu-desktop' });
+    const t = await ticket({ purpose: 'console', host: site.hostName, uuid: UUID['ubuntu-desktop'] });
     for (let i = 0; i < 100 && site.hypervisor.counters.channels === before; i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal(site.hypervisor.counters.channels, before + 1, 'the channel is opened before any WebSocket');
     assert.ok(commands.length > 0, 'the console was looked up on the hypervisor');
-    const ws = await wsTry(ui.port, `/ws/console?host=${site.hostName}&vm=ubuntu-desktop&ticket=${t}`, { origin });
+    const ws = await wsTry(ui.port, `/ws/console?host=${site.hostName}&uuid=${UUID['ubuntu-desktop']}&ticket=${t}`, { origin });
     assert.equal(ws.first?.toString('latin1'), 'RFB 003.008\n', 'the VM greeting waited in the prepared channel');
     assert.equal(site.hypervisor.counters.channels, before + 1, 'no second channel');
     commands.length = 0;
-    assert.equal((await postTicket({ purpose: 'console', host: site.hostName, vm: 'ubuntu-desktop' }, { origin, cookie: `vmdesk-${ui.port}=${ui.token}` })).status, 401);
-    assert.equal((await postTicket({ purpose: 'console', host: site.hostName, vm: 'ubuntu-desktop' }, { ...bearer, origin: 'http://evil.example' })).status, 403);
+    assert.equal((await postTicket({ purpose: 'console', host: site.hostName, uuid: UUID['ubuntu-desktop'] }, { origin, cookie: `vmdesk-${ui.port}=${ui.token}` })).status, 401);
+    assert.equal((await postTicket({ purpose: 'console', host: site.hostName, uuid: UUID['ubuntu-desktop'] }, { ...bearer, origin: 'http://evil.example' })).status, 403);
     await new Promise((r) => setTimeout(r, 300));
     assert.deepEqual(commands, [], 'nothing runs for a refused ticket request');
     assert.equal(site.hypervisor.counters.channels, before + 1);

@@ -14,7 +14,7 @@ import { chromiumSkipReason, launchChromium, saveShot } from '../browser/chromiu
 import { labDown, labUp, type Lab } from './lab.js';
 import { stopAll, vmdeskOk } from './cli-contract.js';
 import { libvirtDown, libvirtUp, type Hypervisor } from './libvirt/hypervisor.js';
-import { VNC_PASSWORD } from './libvirt/domains.js';
+import { LAB_DOMAINS, VNC_PASSWORD } from './libvirt/domains.js';
 import { CELL_WIDTH, RfbViewer } from './rfb-viewer.js';
 import {
   VMDESK_CANVAS,
@@ -132,7 +132,7 @@ async function bannerViaForward(vm: string): Promise<TextRow> {
 }
 
 async function openConsole(vm: string, states: readonly string[] = ['connected']): Promise<string> {
-  await page.goto(`${ui.origin}${consolePath('kvmhost', vm)}`);
+  await page.goto(`${ui.origin}${consolePath('kvmhost', LAB_DOMAINS.find((d) => d.name === vm)!)}`);
   return waitConsoleState(page, states, 60_000);
 }
 
@@ -164,7 +164,7 @@ describe('the browser console through the jump host (chromium, real guests)', { 
   });
 
   test('keys typed into the console reach the guest', { timeout: 120_000 }, async () => {
-    if ((await consoleState(page)).state !== 'connected' || !page.url().includes('vm=win2016')) await openConsole('win2016');
+    if ((await consoleState(page)).state !== 'connected' || !page.url().includes(`uuid=${LAB_DOMAINS.find((d) => d.name === 'win2016')!.uuid}`)) await openConsole('win2016');
     await waitPainted(page, VMDESK_CANVAS, MIN_LIGHT, 30_000);
     // Every banner is the same width; the guest echoes typed keys where its next banner will start,
     // so once keys arrived some line is wider than any banner. Without them none ever is.

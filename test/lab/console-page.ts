@@ -63,8 +63,9 @@ export async function signIn(page: Page, url: string, timeoutMs = 30_000): Promi
   await page.waitForURL((u) => !u.hash.includes('token='), { timeout: timeoutMs });
 }
 
-export function consolePath(host: string, vm: string): string {
-  return `/console?host=${encodeURIComponent(host)}&vm=${encodeURIComponent(vm)}`;
+/** The console page of a VM: named by UUID (the dashboard's identity), its name only for the title. */
+export function consolePath(host: string, vm: { uuid: string; name: string }): string {
+  return `/console?${new URLSearchParams({ host, uuid: vm.uuid, name: vm.name }).toString()}`;
 }
 
 /** The console page's state and attempt counter (web/console.ts sets both on <body>). */

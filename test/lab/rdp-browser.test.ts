@@ -74,7 +74,7 @@ describe('RDP in the browser through the jump host (chromium, FreeRDP shadow ser
   });
 
   test('a wrong password shows the error and no canvas', { timeout: 120_000 }, async () => {
-    await page.goto(`${ui.origin}${rdpPath(RDP_GUEST.name)}`);
+    await page.goto(`${ui.origin}${rdpPath(RDP_GUEST)}`);
     assert.equal(await submitLogin(page, RDP_USER, 'not-the-password'), 'failed');
     const code = await page.getAttribute('#error', 'data-code');
     assert.match(code ?? '', /^RDP_(LOGON_FAILED|WRONG_PASSWORD)$/);
@@ -84,7 +84,7 @@ describe('RDP in the browser through the jump host (chromium, FreeRDP shadow ser
   });
 
   test('logs in with the form, shows the shadowed display, and typed keys reach it', { timeout: 180_000 }, async () => {
-    await page.goto(`${ui.origin}${rdpPath(RDP_GUEST.name)}`);
+    await page.goto(`${ui.origin}${rdpPath(RDP_GUEST)}`);
     assert.equal(await submitLogin(page, RDP_USER, RDP_PASSWORD), 'connected', (await page.textContent('#error')) ?? '');
     // The display: xev's white window on the left half, the magenta xmessage on the right half.
     const right = await pollUntil(

@@ -29,9 +29,9 @@ export async function sampleCanvas(p: Page, rect: { x: number; y: number; w: num
   );
 }
 
-/** The RDP page's path for a VM of the lab's kvmhost. */
-export function rdpPath(vm: string): string {
-  return `/rdp?host=kvmhost&vm=${encodeURIComponent(vm)}`;
+/** The RDP page's path for a VM of the lab's kvmhost (named by UUID, as the API does). */
+export function rdpPath(vm: { uuid: string; name: string }): string {
+  return `/rdp?${new URLSearchParams({ host: 'kvmhost', uuid: vm.uuid, name: vm.name }).toString()}`;
 }
 
 /** Fills the page's login form and submits it; resolves with the page's final state (connected, failed, ended). */

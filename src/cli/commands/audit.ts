@@ -5,6 +5,7 @@ import { loadConfig } from '../../config/config.js';
 import { shellWord } from '../../console/vm-view.js';
 import { VmdeskError } from '../../errors.js';
 import { auditHost, type AuditReport } from '../../libvirt/audit.js';
+import type { DomainUuid } from '../../libvirt/domain-list.js';
 import { isLoopback } from '../../libvirt/domain-xml.js';
 import { changeListen, pinIp, readQemuConf, type ListenChange } from '../../libvirt/edits.js';
 import { parseQemuConf } from '../../libvirt/qemu-conf.js';
@@ -57,12 +58,13 @@ function saveLocalBackup(dir: string, c: ListenChange, host: string): string {
   return file;
 }
 
-async function applyListen(h: ConnectedHost, vm: string, address: string, opts: EditOptions): Promise<ListenChange & { localBackup?: string }> {
+/** Changes the domain `uuid` (resolved from its exact name before); `vm` is its name, for the question. */
+async function applyListen(h: ConnectedHost, uuid: DomainUuid, vm: string, address: string, opts: EditOptions): Promise<ListenChange & { localBackup?: string }> {
   const progress = (line: string) => {
     if (!opts.json) process.stderr.write(`vmdesk: ${line}\n`);
   };
   const shutdownTimeoutMs = timeoutMs(opts);
-  const change = await changeListen(h.exec, h.uri, vm, address, {
+  const change = await changeListen(h.exec, h.uri, uuid, address, {
     restart: opts.restart ?? false,
     force: opts.force ?? false,
     ...(shutdownTimeoutMs !== undefined ? { shutdownTimeoutMs } : {}),
@@ -96,9 +98,9 @@ export async function vncListenCommand(ref: string, address: string, opts: EditO
     if (!opts.yes) throw new VmdeskError('CONFIRMATION_REQUIRED', risk, { hint: 'add --yes to change it anyway' });
     process.stderr.write(`vmdesk: warning: ${risk}\n`);
   }
-  const { host, domain } = await connectVm(ref, opts);
+  const { host, domain } = await connectVm(ref, { ...opts, addresses: false });
   try {
-    const c = await applyListen(host, domain.name!, address, opts);
+    const c = await applyListen(host, domain.uuid, domain.name!, address, opts);
     const { backupXml: _omit, ...shown } = c;
     process.stdout.write(opts.json ? `${JSON.stringify({ host: host.name, ...shown })}\n` : `${describeChange(c, host.name)}\n`);
     return 0;
@@ -166,8 +168,9 @@ export async function auditCommand(hosts: string[], opts: AuditOptions): Promise
       else printReports(reports);
       return reports.some((r) => r.findings.length > 0) ? EXIT.AUDIT_EXPOSED : 0;
     }
-    const fixable = audited.flatMap((a) => a.report.findings.filter((f) => f.vm !== undefined).map((f) => ({ h: a.h, vm: f.vm! })));
-    const unique = [...new Map(fixable.map((f) => [`${f.h.name}\u0000${f.vm}`, f])).values()];
+    // By the UUID the audit read, never by name (virsh would read a name like `1` as another VM's ID).
+    const fixable = audited.flatMap((a) => a.report.findings.filter((f) => f.vm !== undefined && f.uuid !== undefined).map((f) => ({ h: a.h, vm: f.vm!, uuid: f.uuid! })));
+    const unique = [...new Map(fixable.map((f) => [`${f.h.name}\u0000${f.uuid}`, f])).values()];
     if (!opts.json) printReports(reports);
     if (unique.length > 0 && !opts.yes) {
       const list = unique.map((f) => `${f.h.name}/${f.vm}`).join(', ');
@@ -179,7 +182,7 @@ export async function auditCommand(hosts: string[], opts: AuditOptions): Promise
     }
     const changes = [];
     for (const f of unique) {
-      const c = await applyListen(f.h, f.vm, '127.0.0.1', opts);
+      const c = await applyListen(f.h, f.uuid, f.vm, '127.0.0.1', opts);
       changes.push({ host: f.h.name, ...c, backupXml: undefined });
       if (!opts.json) process.stdout.write(`${describeChange(c, f.h.name)}\n`);
     }
@@ -198,7 +201,7 @@ export async function pinIpCommand(ref: string, ip: string | undefined, opts: Pi
   if (ip !== undefined && !/^\d{1,3}(\.\d{1,3}){3}$/.test(ip)) throw new VmdeskError('USAGE', `expected an IPv4 address, got '${ip}'`);
   const { host, domain } = await connectVm(ref, opts);
   try {
-    const r = await pinIp(host.exec, host.uri, domain.name!, host.name, { ...(ip ? { ip } : {}), ...(opts.network ? { network: opts.network } : {}), remove: opts.remove ?? false });
+    const r = await pinIp(host.exec, host.uri, domain.uuid, host.name, { ...(ip ? { ip } : {}), ...(opts.network ? { network: opts.network } : {}), remove: opts.remove ?? false });
     if (opts.json) process.stdout.write(`${JSON.stringify({ host: host.name, ...r })}\n`);
     else {
       const where = `${r.vm} (${r.mac}) on network ${r.network}`;

@@ -116,13 +116,13 @@ export async function lsCommand(hosts: string[], opts: VmCommandOptions): Promis
 async function ensureRunning(host: ConnectedHost, d: InventoryDomain, start: boolean): Promise<InventoryDomain> {
   if (d.state === 'running' || d.state === 'paused' || !start) return d;
   process.stderr.write(`vmdesk: starting ${printable(d.name!)} on ${host.name}\n`);
-  await startDomain(host.exec, host.uri, d.name!);
+  await startDomain(host.exec, host.uri, d.uuid);
   for (let i = 0; i < 50; i++) {
-    const now = await readDomain(host.exec, host.uri, d.name!, { addresses: true });
+    const now = await readDomain(host.exec, host.uri, d.uuid, { addresses: true });
     if (now.state === 'running') return now;
     await sleep(200);
   }
-  return readDomain(host.exec, host.uri, d.name!, { addresses: true });
+  return readDomain(host.exec, host.uri, d.uuid, { addresses: true });
 }
 
 interface Prepared {
@@ -159,7 +159,7 @@ async function runVmTunnel(p: Prepared, opts: VmCommandOptions, ctx: CliContext,
 }
 
 function vmSpec(p: { host: ConnectedHost; domain: InventoryDomain }, service: 'vnc' | 'rdp', localPort: number, opts: VmCommandOptions): ForwardSpec {
-  const target: VmTarget = { kind: 'vm', uri: p.host.uri, vm: p.domain.name!, service, ...(service === 'rdp' && opts.ip ? { ip: opts.ip } : {}) };
+  const target: VmTarget = { kind: 'vm', uri: p.host.uri, uuid: p.domain.uuid, vm: p.domain.name!, service, ...(service === 'rdp' && opts.ip ? { ip: opts.ip } : {}) };
   return { bindAddress: opts.bind ?? '127.0.0.1', localPort, target, source: `${p.host.name}/${p.domain.name} ${service}` };
 }
 
@@ -177,7 +177,7 @@ async function usableVncTarget(host: ConnectedHost, domain: InventoryDomain): Pr
 
 /** `vmdesk vnc HOST/VM` */
 export async function vncCommand(ref: string, opts: VmCommandOptions, ctx: CliContext): Promise<number> {
-  const { host, domain: found } = await connectVm(ref, opts);
+  const { host, domain: found } = await connectVm(ref, { ...opts, addresses: false });
   let domain: InventoryDomain;
   let display: number | undefined;
   try {
@@ -188,7 +188,7 @@ export async function vncCommand(ref: string, opts: VmCommandOptions, ctx: CliCo
     throw err;
   }
   if (opts.browser) {
-    const path = `/console?host=${encodeURIComponent(host.name)}&vm=${encodeURIComponent(domain.name!)}`;
+    const path = `/console?${new URLSearchParams({ host: host.name, uuid: domain.uuid, name: domain.name! }).toString()}`;
     const { serveUi, uiHost, cliChainOptions } = await import('./ui.js');
     return serveUi({ hosts: [{ ...uiHost(host), connected: host.chain }], path, chain: cliChainOptions(opts), ui: opts, stopSignal: ctx.stopSignal });
   }
@@ -227,7 +227,7 @@ export async function rdpCommand(ref: string, opts: VmCommandOptions, ctx: CliCo
   }
   if (opts.browser) {
     // IronRDP's web client through the UI server's RDCleanPath endpoint: no local RDP port (docs/ui.md).
-    const path = `/rdp?host=${encodeURIComponent(host.name)}&vm=${encodeURIComponent(domain.name!)}`;
+    const path = `/rdp?${new URLSearchParams({ host: host.name, uuid: domain.uuid, name: domain.name! }).toString()}`;
     const { serveUi, uiHost, cliChainOptions } = await import('./ui.js');
     return serveUi({ hosts: [{ ...uiHost(host), connected: host.chain }], path, chain: cliChainOptions(opts), ui: opts, stopSignal: ctx.stopSignal });
   }
