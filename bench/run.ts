@@ -5,7 +5,7 @@
  * reports medians and the ratio against the target from the issue.
  *
  *   npm run bench                        all of them
- *   npm run bench -- cold warm           a subset: setup, range, cold, warm, start, throughput, parallel, rtt, ls, console
+ *   npm run bench -- cold warm           a subset: setup, range, cold, warm, start, throughput, parallel, rtt, ls, console, rdp
  *   BENCH_QUICK=1 npm run bench          smaller transfers and fewer repetitions
  *
  * Results: a summary table at the end, and JSON in bench/results/ (gitignored).
@@ -21,6 +21,7 @@ import { benchLs } from './ls.js';
 import { benchStart } from './npm-start.js';
 import { benchParallelStreams } from './parallel-streams.js';
 import { benchRange } from './range-forwards.js';
+import { benchRdp } from './rdp.js';
 import { summaryTable, writeResults, type BenchResult } from './report.js';
 import { benchRoundTrip } from './round-trip.js';
 import { benchSetup } from './setup-forwards.js';
@@ -90,6 +91,10 @@ const BENCHES: Record<string, Bench> = {
   console: {
     about: "browser console to win2016 (needs the libvirt lab, chromium; websockify + novnc for the peer): vmdesk ui's page vs websockify + noVNC via ssh -L, navigation to screen painted; keystroke to echo vs a Node RFB client on a vmdesk forward",
     run: (b) => benchConsole(b, { reps: reps(10, 5), keyReps: reps(20, 10) }),
+  },
+  rdp: {
+    about: "RDP in the browser to the lab's RDP guest (FreeRDP shadow server, NLA; needs the libvirt lab, chromium, freerdp2-shadow-x11): navigation to first remote frame, first and cached open, beside xfreerdp /auth-only through a vmdesk rdp -d forward",
+    run: (b) => benchRdp(b, { reps: reps(10, 3) }),
   },
 };
 

@@ -3,7 +3,9 @@
 // as served by src/server per docs/ui.md. Silent on success; on failure
 // esbuild's own message goes to stderr and the exit status is 1.
 import { build } from 'esbuild';
-import { copyFile, mkdir } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -12,9 +14,33 @@ const web = join(root, 'web');
 const out = join(root, 'dist', 'web');
 const assets = join(out, 'assets');
 
+// IronRDP's web client (docs/ui.md, "RDP in the browser"): its .wasm is served under a name that
+// carries a hash of its bytes, so browsers may cache it for good; the page learns the name at build time.
+const require = createRequire(import.meta.url);
+const wasmSource = join(dirname(require.resolve('ironrdp-wasm')), 'rdp_client_bg.wasm');
+
 try {
   await mkdir(assets, { recursive: true });
+  const wasm = await readFile(wasmSource);
+  const wasmName = `ironrdp-${createHash('sha256').update(wasm).digest('hex').slice(0, 16)}.wasm`;
+  for (const old of await readdir(assets)) if (old.startsWith('ironrdp-') && old !== wasmName) await rm(join(assets, old));
   await Promise.all([
+    writeFile(join(assets, wasmName), wasm),
+    build({
+      absWorkingDir: root,
+      entryPoints: [join(web, 'rdp.ts')],
+      outdir: assets,
+      entryNames: '[name]',
+      format: 'esm',
+      bundle: true,
+      splitting: false,
+      minify: true,
+      sourcemap: 'linked',
+      target: ['chrome110', 'firefox110', 'safari16'],
+      tsconfig: join(web, 'tsconfig.json'),
+      define: { __IRONRDP_WASM_URL__: JSON.stringify(`/assets/${wasmName}`) },
+      logLevel: 'error',
+    }),
     build({
       absWorkingDir: root,
       entryPoints: ['dashboard', 'console-boot', 'console'].map((name) => join(web, `${name}.ts`)),
@@ -31,7 +57,7 @@ try {
       logLevel: 'error',
     }),
     copyFile(join(web, 'style.css'), join(assets, 'style.css')),
-    ...['index.html', 'console.html'].map((page) => copyFile(join(web, page), join(out, page))),
+    ...['index.html', 'console.html', 'rdp.html'].map((page) => copyFile(join(web, page), join(out, page))),
   ]);
 } catch (err) {
   // esbuild has already printed its diagnostics (logLevel 'error'); fs errors have not.

@@ -35,7 +35,7 @@ export interface VmView {
 
 export interface TunnelView {
   id: string;
-  kind: 'rdp' | 'console';
+  kind: 'rdp' | 'rdp-web' | 'console';
   host: string;
   uuid: string;
   vm: string;
@@ -53,7 +53,7 @@ export interface VmReply { vm: VmView }
 export interface RdpReply { tunnelId: string; address: string; port: number; rdpFile: string }
 export interface TunnelsEvent { tunnels: TunnelView[] }
 export interface TicketReply { ticket: string; expiresInMs: number }
-export type TicketPurpose = { purpose: 'events' } | { purpose: 'console'; host: string; uuid: string };
+export type TicketPurpose = { purpose: 'events' } | { purpose: 'console' | 'rdp'; host: string; uuid: string };
 
 /** An error answer of the API, or a transport failure (`code` NETWORK / HTTP_n). */
 export class ApiError extends Error {
@@ -86,6 +86,12 @@ export function vmPath(host: string, uuid: string): string {
 export function consoleHref(host: string, vm: { uuid: string; name: string }): string {
   const token = sessionToken();
   return `/console?${new URLSearchParams({ host, uuid: vm.uuid, name: vm.name }).toString()}${token === undefined ? '' : `#token=${encodeURIComponent(token)}`}`;
+}
+
+/** The RDP page's link (a new tab, like a console's: the token goes along in the fragment). */
+export function rdpHref(host: string, vm: { uuid: string; name: string }): string {
+  const token = sessionToken();
+  return `/rdp?${new URLSearchParams({ host, uuid: vm.uuid, name: vm.name }).toString()}${token === undefined ? '' : `#token=${encodeURIComponent(token)}`}`;
 }
 
 /** An authenticated request: the token as a bearer header, never a cookie (credentials: 'omit'). */

@@ -2,6 +2,7 @@
 import {
   ApiError,
   consoleHref,
+  rdpHref,
   downloadFile,
   fetchJson,
   fetchTicket,
@@ -304,6 +305,12 @@ function vmRow(host: string, vm: VmView): HTMLTableRowElement {
   }
   rdp.addEventListener('click', () => void startRdp(host, vm, rdp, rdpOut));
 
+  // The RDP page (IronRDP's web client through /ws/rdp): a new tab, the token in its link's fragment.
+  const rdpWeb =
+    vm.state === 'running'
+      ? h('a', { className: 'btn', attrs: { href: rdpHref(host, vm), target: '_blank', rel: 'noopener' }, title: `Remote Desktop to ${vm.name} in the browser, through the SSH chain` }, 'RDP in browser')
+      : h('button', { className: 'btn', title: `RDP unavailable: VM is ${vm.state}`, attrs: { type: 'button', disabled: '' } }, 'RDP in browser');
+
   const copy = h('button', { className: 'btn', attrs: { type: 'button' }, title: vm.commands.vnc }, 'Copy CLI');
   copy.addEventListener('click', () => void copyCommand(vm.commands.vnc, copy, copyOut));
 
@@ -317,7 +324,7 @@ function vmRow(host: string, vm: VmView): HTMLTableRowElement {
     cell('IP', ipText(vm)),
     cell(
       'Actions',
-      h('div', { className: 'actions' }, consoleAction, rdp, copy),
+      h('div', { className: 'actions' }, consoleAction, rdpWeb, rdp, copy),
       blocker !== null && h('div', { className: 'reason' }, blocker),
       rdpOut,
       copyOut,
@@ -403,7 +410,7 @@ function renderTunnels(tunnels: TunnelView[]): void {
           h(
             'div',
             { className: 'tunnel-title' },
-            h('span', { className: 'badge badge-kind' }, t.kind === 'rdp' ? 'RDP' : 'Console'),
+            h('span', { className: 'badge badge-kind' }, t.kind === 'rdp' ? 'RDP' : t.kind === 'rdp-web' ? 'RDP (browser)' : 'Console'),
             h('span', { className: 'tunnel-target' }, `${t.host}/${t.vm}`),
             h('span', { className: `badge tunnel-state state-${t.state}` }, t.state),
           ),

@@ -34,6 +34,8 @@ export const EXIT = {
   DHCP_REFUSED: 25,
   /** A hop's host key is revoked (RevokedHostKeys or known_hosts @revoked), or the revocation list cannot be read. */
   HOST_KEY_REVOKED: 26,
+  /** The browser RDP endpoint: a malformed or unauthorised RDCleanPath request, or an RDP server it could not negotiate with. */
+  RDP_FAILED: 27,
   INTERRUPTED: 130,
 } as const;
 
@@ -76,6 +78,11 @@ const BY_CODE: Record<ErrorCode, number> = {
   DHCP_IP_CONFLICT: EXIT.DHCP_REFUSED,
   AGENT_UNAVAILABLE: EXIT.AGENT,
   AGENT_PROTOCOL: EXIT.AGENT,
+  RDCLEANPATH_INVALID: EXIT.RDP_FAILED,
+  RDP_UNAUTHORIZED: EXIT.RDP_FAILED,
+  RDP_NEGOTIATION_FAILED: EXIT.RDP_FAILED,
+  RDP_TLS_FAILED: EXIT.RDP_FAILED,
+  RDP_CONNECTION_CLOSED: EXIT.RDP_FAILED,
   INTERRUPTED: EXIT.INTERRUPTED,
   INTERNAL: EXIT.INTERNAL,
 };

@@ -145,6 +145,9 @@ function buildProgram(run: (p: Promise<number>) => void): Command {
   )
     .option('--ip <address>', 'the guest IP (skips discovery)')
     .option('--rdp-file <path>', 'where to write the .rdp file (default: the runtime directory)')
+    .option('--browser', "RDP in the browser (IronRDP's web client over the SSH chain, no local RDP port); --port is then the web server port")
+    .option('--no-open', 'with --browser: print the URL (token included) instead of opening a browser')
+    .addHelpText('after', '\nExamples:\n  vmdesk rdp kvmhost/win2016 --open\n  vmdesk rdp kvmhost/win2016 --browser')
     .action((ref: string, opts: VmCommandOptions) => {
       prestartAgent(opts.detach, { ref, opts });
       run(vmCmd().then((m) => m.rdpCommand(ref, opts, { agentCommand, stopSignal: stopSignal() })));

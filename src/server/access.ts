@@ -39,12 +39,16 @@ export function bearerOf(req: IncomingMessage, token: string): 'absent' | 'valid
   return m && isTokenEqual(m[1], token) ? 'valid' : 'invalid';
 }
 
-/** What a ticket opens: the event stream, or one console's WebSocket. */
-export type TicketPurpose = { kind: 'events' } | { kind: 'console'; host: string; uuid: string };
+/** What a ticket opens: the event stream, one console's WebSocket, or one VM's browser RDP session (VMs by host + UUID). */
+export type TicketPurpose =
+  | { kind: 'events' }
+  | { kind: 'console'; host: string; uuid: string }
+  /** `found`: where the guest's RDP port was found when the ticket was issued, for the one connection it opens. */
+  | { kind: 'rdp'; host: string; uuid: string; found?: { target: { kind: 'tcp'; host: string; port: number }; vm: string } };
 
 function isSamePurpose(a: TicketPurpose, b: TicketPurpose): boolean {
   if (a.kind === 'events' || b.kind === 'events') return a.kind === b.kind;
-  return a.host === b.host && a.uuid === b.uuid;
+  return a.kind === b.kind && a.host === b.host && a.uuid === b.uuid;
 }
 
 /** How long a ticket lives: it is fetched right before the socket or stream it opens. */
@@ -80,11 +84,21 @@ export class TicketBook {
 
   /** True when `ticket` was issued for `purpose` and has not expired; it is used up either way. */
   take(ticket: string | null, purpose: TicketPurpose): boolean {
-    if (ticket === null) return false;
+    const got = this.redeem(ticket);
+    return got !== undefined && isSamePurpose(got, purpose);
+  }
+
+  /**
+   * What an unexpired `ticket` was issued for, or undefined; it is used up
+   * either way. For a credential that itself names its target (the RDP
+   * endpoint's PDU carries only the ticket: the ticket says which VM).
+   */
+  redeem(ticket: string | null | undefined): TicketPurpose | undefined {
+    if (ticket === null || ticket === undefined) return undefined;
     const entry = this.tickets.get(ticket);
-    if (!entry) return false;
+    if (!entry) return undefined;
     this.tickets.delete(ticket);
-    return entry.expiresAt > this.now() && isSamePurpose(entry.purpose, purpose);
+    return entry.expiresAt > this.now() ? entry.purpose : undefined;
   }
 }
 

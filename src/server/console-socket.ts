@@ -21,14 +21,8 @@ export function closeReason(e: ErrorView): string {
   return text;
 }
 
-/**
- * Opens the console and pipes it to `ws`. Messages the browser sends while
- * the channel opens wait in the WebSocket stream (RFB's server speaks first,
- * so normally there are none).
- */
-export function bridgeConsole(ws: WebSocket, open: () => Promise<ConsoleChannel>, describe: (err: unknown) => ErrorView, log: (line: string) => void): void {
-  const browser = createWebSocketStream(ws, { readableObjectMode: false, writableObjectMode: false });
-  browser.on('error', () => {});
+/** Pings `ws` every 30 s and drops it when a ping went unanswered: a browser that vanished frees its channel. */
+export function keepAlive(ws: WebSocket): void {
   let isAlive = true;
   ws.on('pong', () => {
     isAlive = true;
@@ -39,6 +33,17 @@ export function bridgeConsole(ws: WebSocket, open: () => Promise<ConsoleChannel>
     ws.ping();
   }, PING_INTERVAL_MS);
   ws.once('close', () => clearInterval(ping));
+}
+
+/**
+ * Opens the console and pipes it to `ws`. Messages the browser sends while
+ * the channel opens wait in the WebSocket stream (RFB's server speaks first,
+ * so normally there are none).
+ */
+export function bridgeConsole(ws: WebSocket, open: () => Promise<ConsoleChannel>, describe: (err: unknown) => ErrorView, log: (line: string) => void): void {
+  const browser = createWebSocketStream(ws, { readableObjectMode: false, writableObjectMode: false });
+  browser.on('error', () => {});
+  keepAlive(ws);
 
   open().then(
     (ch) => {

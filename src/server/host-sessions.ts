@@ -47,7 +47,8 @@ export interface HostView {
 
 export interface TunnelView {
   id: string;
-  kind: 'rdp' | 'console';
+  /** `rdp`: a loopback forward for a native client; `rdp-web`: RDP sessions in the browser (the RDCleanPath endpoint). */
+  kind: 'rdp' | 'rdp-web' | 'console';
   host: string;
   /** The VM it reaches; `vm` is its name, for display. */
   uuid: DomainUuid;
@@ -92,6 +93,7 @@ interface Session {
 
 interface ConsoleTunnel {
   id: string;
+  kind: 'console' | 'rdp-web';
   host: string;
   uuid: DomainUuid;
   vm: string;
@@ -264,15 +266,18 @@ export class HostSessions extends EventEmitter<HostSessionsEvents> {
     const { stream, vm } = opened;
     let t = this.consoles.get(key);
     if (!t) {
-      t = { id: `c${this.nextId++}`, host: name, uuid, vm, active: 0, bytesIn: 0, bytesOut: 0 };
+      t = { id: `c${this.nextId++}`, kind: 'console', host: name, uuid, vm, active: 0, bytesIn: 0, bytesOut: 0 };
       this.consoles.set(key, t);
     }
-    const tunnel = t;
+    return { stream, ...this.track(key, t) };
+  }
+
+  /** Counts a session on `tunnel` (shown in the dashboard) until its release. */
+  private track(key: string, tunnel: ConsoleTunnel): Omit<ConsoleChannel, 'stream'> {
     tunnel.active++;
     this.emit('tunnels');
     let released = false;
     return {
-      stream,
       count: (bytesIn, bytesOut) => {
         tunnel.bytesIn += bytesIn;
         tunnel.bytesOut += bytesOut;
@@ -285,6 +290,37 @@ export class HostSessions extends EventEmitter<HostSessionsEvents> {
         this.emit('tunnels');
       },
     };
+  }
+
+  /**
+   * Where the VM's RDP server is right now, and the VM's name: its IP found
+   * by MAC (DHCP leases, then the neighbour table) on the hypervisor, port
+   * 3389. Looked up for every browser RDP connection, never remembered (a
+   * guest's lease moves).
+   */
+  async rdpTarget(name: string, uuid: DomainUuid): Promise<{ target: { kind: 'tcp'; host: string; port: number }; vm: string }> {
+    const s = this.session(name);
+    const chain = await this.chainOf(name);
+    const d = await readDomain(this.execOf(chain), s.host.uri, uuid, { addresses: true });
+    const a = guestAddress(d, name, ['DHCP leases', 'neighbour table']);
+    return { target: { kind: 'tcp', host: a.ip, port: 3389 }, vm: d.name ?? uuid };
+  }
+
+  /**
+   * A channel to the VM's RDP port for one browser RDP session (the RDCleanPath endpoint), with its
+   * bookkeeping; `found` is this connection's own lookup when it was made already (its ticket's).
+   */
+  async openRdp(name: string, uuid: DomainUuid, found?: { target: { kind: 'tcp'; host: string; port: number }; vm: string }): Promise<ConsoleChannel & { serverAddr: string }> {
+    const { target, vm } = found ?? (await this.rdpTarget(name, uuid));
+    const stream = await (await this.chainOf(name)).openChannel(target);
+    const key = `rdp-web\u0000${name}\u0000${uuid}`;
+    let t = this.consoles.get(key);
+    if (!t) {
+      t = { id: `w${this.nextId++}`, kind: 'rdp-web', host: name, uuid, vm, active: 0, bytesIn: 0, bytesOut: 0 };
+      this.consoles.set(key, t);
+    }
+    const serverAddr = target.host.includes(':') ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
+    return { stream, serverAddr, ...this.track(key, t) };
   }
 
   /** Start (or reuse) a loopback forward to the guest's RDP port, its IP found by MAC on every connection. */
@@ -331,7 +367,7 @@ export class HostSessions extends EventEmitter<HostSessionsEvents> {
     const views: TunnelView[] = [];
     for (const t of this.consoles.values()) {
       const hops = this.sessions.get(t.host)?.chain?.hopStates() ?? [];
-      views.push({ id: t.id, kind: 'console', host: t.host, uuid: t.uuid, vm: t.vm, state: tunnelState(hops), hops, active: t.active, bytesIn: t.bytesIn, bytesOut: t.bytesOut });
+      views.push({ id: t.id, kind: t.kind, host: t.host, uuid: t.uuid, vm: t.vm, state: tunnelState(hops), hops, active: t.active, bytesIn: t.bytesIn, bytesOut: t.bytesOut });
     }
     for (const t of this.rdps.values()) {
       const hops = this.sessions.get(t.host)?.chain?.hopStates() ?? [];

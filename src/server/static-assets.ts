@@ -23,6 +23,8 @@ const CONTENT_TYPES: Record<string, string> = {
   '.png': 'image/png',
   '.ico': 'image/x-icon',
   '.woff2': 'font/woff2',
+  // WebAssembly.instantiateStreaming (IronRDP's client) accepts nothing else.
+  '.wasm': 'application/wasm',
 };
 
 /** The package root: the nearest folder above this module with vmdesk's package.json (works from src/ under tsx and from dist/). */

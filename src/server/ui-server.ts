@@ -11,10 +11,11 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer } from 'ws';
+import { createWebSocketStream, WebSocketServer, type WebSocket } from 'ws';
 import { VmdeskError } from '../errors.js';
 import { allowedHosts, bearerOf, isCrossOriginFetch, isHostAllowed, isOriginAllowed, newToken, TicketBook, type TicketPurpose } from './access.js';
-import { bridgeConsole } from './console-socket.js';
+import { bridgeConsole, keepAlive } from './console-socket.js';
+import { serveRdCleanPath } from '../console/rdp-proxy.js';
 import { errorView, type ErrorView, type HostSessions } from './host-sessions.js';
 import { BodyError, readBody } from './request-body.js';
 import { vmUuidParam } from './vm-identity.js';
@@ -56,6 +57,16 @@ const CSP = [
   "form-action 'none'",
   "frame-ancestors 'none'",
 ].join('; ');
+
+/**
+ * The RDP page's CSP: the dashboard's plus 'wasm-unsafe-eval', which lets it
+ * compile IronRDP's WebAssembly (served by us, from 'self'). No other page
+ * gets it; it still allows no eval() of JavaScript.
+ */
+const RDP_CSP = CSP.replace("script-src 'self'", "script-src 'self' 'wasm-unsafe-eval'");
+
+/** Assets whose name carries a hash of their contents (`ironrdp-0123abcd.wasm`): cached for good. */
+const HASHED_ASSET = /^\/assets\/[a-z0-9-]+-[0-9a-f]{16}\.wasm$/;
 
 const SECURITY_HEADERS: Record<string, string> = {
   'content-security-policy': CSP,
@@ -142,7 +153,8 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
     // A page another site navigated this tab to is marked: its scripts then use only a token in its own link,
     // never the tab's stored one, so that site cannot make the page act (web/session.ts).
     const isForeign = isCrossOriginFetch(req);
-    send(res, 200, isForeign ? Buffer.from(f.body.toString('utf8').replace('<html lang="en">', '<html lang="en" data-entry="foreign">')) : f.body, f.contentType);
+    const extra: Record<string, string> = name === '/rdp.html' ? { 'content-security-policy': RDP_CSP } : {};
+    send(res, 200, isForeign ? Buffer.from(f.body.toString('utf8').replace('<html lang="en">', '<html lang="en" data-entry="foreign">')) : f.body, f.contentType, extra);
   }
 
   // ---- Server-Sent Events: state pushed on change, byte counters at most once a second.
@@ -201,9 +213,15 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
     }
     if (parts.length === 2 && parts[1] === 'tickets') {
       expect('POST');
-      const body = await readBody(req, { purpose: { type: 'string', isRequired: true, oneOf: ['events', 'console'] }, host: { type: 'string', maxLength: 1024 }, uuid: { type: 'string', maxLength: 64 } });
+      const body = await readBody(req, { purpose: { type: 'string', isRequired: true, oneOf: ['events', 'console', 'rdp'] }, host: { type: 'string', maxLength: 1024 }, uuid: { type: 'string', maxLength: 64 } });
       let purpose: TicketPurpose = { kind: 'events' };
-      if (body.purpose === 'console') {
+      if (body.purpose === 'rdp') {
+        const uuid = vmUuidParam(body.uuid);
+        if (!body.host || !uuid) throw new BodyError('UI_BODY_INVALID', 'an RDP ticket needs "host" and the VM\'s "uuid"');
+        // The lookup for the connection this ticket opens, made now: a refusal comes with its reason (no such VM,
+        // not running, no IP) rather than the PDU's bare status code, and the endpoint need not look up again.
+        purpose = { kind: 'rdp', host: body.host, uuid, found: await sessions.rdpTarget(body.host, uuid) };
+      } else if (body.purpose === 'console') {
         const uuid = vmUuidParam(body.uuid);
         if (!body.host || !uuid) throw new BodyError('UI_BODY_INVALID', 'a console ticket needs "host" and the VM\'s "uuid"');
         purpose = { kind: 'console', host: body.host, uuid };
@@ -259,13 +277,13 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
       if (method !== 'GET' && method !== 'HEAD') throw new HttpError({ code: 'UI_METHOD', message: 'use GET' });
       const f = files.get(url.pathname);
       if (!f) throw new HttpError({ code: 'UI_NOT_FOUND', message: 'no such asset' });
-      return send(res, 200, f.body, f.contentType);
+      return send(res, 200, f.body, f.contentType, HASHED_ASSET.test(url.pathname) ? { 'cache-control': 'public, max-age=31536000, immutable' } : {});
     }
-    if (url.pathname === '/' || url.pathname === '/console') {
+    if (url.pathname === '/' || url.pathname === '/console' || url.pathname === '/rdp') {
       // Static shells: nothing secret in them and nothing started by them (no lookup, no channel),
       // so they need no credential. Their scripts send the token with every call.
       if (method !== 'GET' && method !== 'HEAD') throw new HttpError({ code: 'UI_METHOD', message: 'use GET' });
-      return page(req, res, url.pathname === '/' ? '/index.html' : '/console.html');
+      return page(req, res, url.pathname === '/' ? '/index.html' : `${url.pathname}.html`);
     }
     // Browsers add the headers below themselves; a page cannot forge them (the Fetch standard's forbidden headers).
     if (method !== 'GET' && method !== 'HEAD' && !isOriginAllowed(req, allowed)) throw forbidden('cross-origin request refused');
@@ -295,6 +313,29 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
   });
   server.keepAliveTimeout = 65_000;
 
+  /** One browser RDP session: RDCleanPath on the WebSocket, the target from the ticket's VM, resolved now. */
+  function serveRdp(ws: WebSocket): void {
+    const stream = createWebSocketStream(ws, { readableObjectMode: false, writableObjectMode: false });
+    stream.on('error', () => {});
+    keepAlive(ws);
+    void serveRdCleanPath(stream, {
+      authorize: (pdu) => {
+        const purpose = tickets.redeem(pdu.proxyAuth);
+        const uuid = purpose?.kind === 'rdp' ? vmUuidParam(purpose.uuid) : undefined;
+        if (purpose?.kind !== 'rdp' || !uuid) return undefined;
+        return async () => {
+          const ch = await sessions.openRdp(purpose.host, uuid, purpose.found);
+          return { stream: ch.stream, serverAddr: ch.serverAddr, count: ch.count, release: ch.release };
+        };
+      },
+    }).then((outcome) => {
+      // The path to the VM failing is worth a line; a client's bad or unauthorised PDU adds none (as for HTTP).
+      // Never the PDU itself: it holds the ticket.
+      const quiet = ['RDP_CONNECTION_CLOSED', 'RDP_UNAUTHORIZED', 'RDCLEANPATH_INVALID'];
+      if (outcome.kind === 'refused' && !quiet.includes(outcome.error.code)) log(`rdp: ${outcome.error.code}: ${outcome.error.message}`);
+    });
+  }
+
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const refuse = (status: number, text: string) => {
       socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
@@ -305,6 +346,11 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
     if (!url) return refuse(400, 'Bad Request');
     const bearer = bearerOf(req, token);
     if (bearer === 'invalid') return refuse(401, 'Unauthorized');
+    if (url.pathname === '/ws/rdp') {
+      // The credential is inside the first message: IronRDP's RDCleanPath PDU carries the ticket as proxy_auth.
+      // The ticket names the host and VM; the PDU's destination is never looked at (docs/ui.md).
+      return wss.handleUpgrade(req, socket, head, (ws) => serveRdp(ws));
+    }
     if (url.pathname !== '/ws/console') return refuse(bearer === 'valid' ? 404 : 401, bearer === 'valid' ? 'Not Found' : 'Unauthorized');
     const host = url.searchParams.get('host');
     const vm = vmUuidParam(url.searchParams.get('uuid'));

@@ -97,4 +97,27 @@ describe('npm start (embedded demo) in chromium', { skip }, () => {
     await saveShot(page, 'demo-console');
     await page.close();
   });
+
+  it("opens the RDP page from the dashboard, which says the demo simulates no RDP server, and fails to connect with a clear error", { timeout: 60_000 }, async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const violations: string[] = [];
+    page.on('console', (m) => {
+      if (/Content Security Policy|Refused to/.test(m.text())) violations.push(m.text());
+    });
+    await page.goto(demo.url);
+    const link = page.getByRole('link', { name: 'RDP in browser' }).first();
+    await link.waitFor({ timeout: 30_000 });
+    const [rdp] = await Promise.all([page.context().waitForEvent('page'), link.click()]);
+    await rdp.waitForSelector('#demo-note:not([hidden])', { timeout: 30_000 });
+    assert.match(await rdp.innerText('#demo-note'), /simulates no RDP server/);
+    await rdp.fill('#rdp-user', 'someone');
+    await rdp.fill('#rdp-password', 'anything');
+    await rdp.click('#btn-connect');
+    await rdp.waitForFunction(() => document.body.dataset.state === 'failed', null, { timeout: 30_000 });
+    assert.match((await rdp.getAttribute('#error', 'data-code')) ?? '', /^RDP_/);
+    assert.equal(await rdp.isVisible('#rdp-canvas'), false);
+    assert.deepEqual(violations, [], 'the wasm compiles under the RDP page\'s CSP');
+    await rdp.close();
+    await page.close();
+  });
 });

@@ -219,10 +219,17 @@ export async function rdpCommand(ref: string, opts: VmCommandOptions, ctx: CliCo
   let ip: string;
   try {
     domain = await ensureRunning(host, found, opts.start ?? false);
+    if (opts.browser && opts.ip) throw new VmdeskError('USAGE', '--ip cannot be used with --browser', { hint: 'the browser session finds the guest by its MAC for every connection' });
     ip = opts.ip ?? guestAddress(domain, host.name, ['DHCP leases', 'neighbour table']).ip;
   } catch (err) {
     await host.chain.close();
     throw err;
+  }
+  if (opts.browser) {
+    // IronRDP's web client through the UI server's RDCleanPath endpoint: no local RDP port (docs/ui.md).
+    const path = `/rdp?${new URLSearchParams({ host: host.name, uuid: domain.uuid, name: domain.name! }).toString()}`;
+    const { serveUi, uiHost, cliChainOptions } = await import('./ui.js');
+    return serveUi({ hosts: [{ ...uiHost(host), connected: host.chain }], path, chain: cliChainOptions(opts), ui: opts, stopSignal: ctx.stopSignal });
   }
   const localPort = parsePortOption(opts.port) ?? 3389;
   return runVmTunnel({ host, domain, specs: [vmSpec({ host, domain }, 'rdp', localPort, opts)] }, opts, ctx, (info) => {

@@ -51,6 +51,8 @@ export interface LabDomain {
   isRunning: boolean;
   /** DHCP hostname option the guest sends; only for names that are valid hostnames. */
   hostname?: string;
+  /** `ADDR:PORT`: the guest's port 3389 relays there (a real RDP server) instead of answering with a banner. */
+  rdpRelay?: string;
 }
 
 export const HOSTILE_NAMES = [`x'; touch pwned; echo '`, '$(touch pwned2)'] as const;
@@ -117,6 +119,7 @@ export function domainXml(d: LabDomain, image: GuestImage): string {
     'panic=-1',
     `${NAME_PARAM}=${Buffer.from(d.name, 'utf8').toString('base64')}`,
     ...(d.hostname ? [`vmdlab.host=${d.hostname}`] : []),
+    ...(d.rdpRelay ? [`vmdlab.rdp=${d.rdpRelay}`] : []),
   ].join(' ');
   return `<domain type='qemu'>
   <name>${xmlText(d.name)}</name>

@@ -44,6 +44,7 @@ for arg in $(cat /proc/cmdline); do
   case "$arg" in
     ${NAME_PARAM}=*) printf '%s' "\${arg#${NAME_PARAM}=}" | base64 -d > /etc/vmdlab-name ;;
     vmdlab.host=*) host="\${arg#vmdlab.host=}" ;;
+    vmdlab.rdp=*) printf '%s' "\${arg#vmdlab.rdp=}" > /etc/vmdlab-rdp ;;
   esac
 done
 name="$(cat /etc/vmdlab-name)"
@@ -55,7 +56,12 @@ if [ -n "$host" ]; then
 else
   udhcpc -f -i eth0 -s /etc/udhcpc.script >/dev/ttyS0 2>&1 &
 fi
-nc -ll -p 3389 -e /bin/rdp-banner &
+# vmdlab.rdp=ADDR:PORT: port 3389 relays to a real RDP server there (test/lab/rdp-server.ts); else a banner.
+if [ -s /etc/vmdlab-rdp ]; then
+  nc -ll -p 3389 -e /bin/rdp-relay &
+else
+  nc -ll -p 3389 -e /bin/rdp-banner &
+fi
 # A VT drops keyboard input unless it is open: a reader keeps tty1 open in cooked mode, so the
 # line discipline echoes typed keys onto the VGA screen (the browser tests type and look).
 cat </dev/tty1 >/dev/null &
@@ -94,6 +100,12 @@ exit 0
 
 const RDP_BANNER = `#!/bin/sh
 printf 'RDP-LAB %s\\n' "$(cat /etc/vmdlab-name)"
+`;
+
+/** One relayed connection: stdin/stdout (from nc -e) to the RDP server named on the cmdline. */
+const RDP_RELAY = `#!/bin/sh
+set -f
+exec nc $(tr ':' ' ' < /etc/vmdlab-rdp)
 `;
 
 
@@ -207,6 +219,7 @@ function initramfsEntries(busybox: Buffer, e1000: Buffer): CpioEntry[] {
     { kind: 'file', path: 'init', data: INIT, mode: 0o755 },
     { kind: 'file', path: 'etc/udhcpc.script', data: UDHCPC_SCRIPT, mode: 0o755 },
     { kind: 'file', path: 'bin/rdp-banner', data: RDP_BANNER, mode: 0o755 },
+    { kind: 'file', path: 'bin/rdp-relay', data: RDP_RELAY, mode: 0o755 },
     { kind: 'file', path: 'lib/modules/e1000.ko', data: e1000, mode: 0o644 },
   ];
 }
@@ -223,7 +236,7 @@ export async function ensureGuestImage(cacheDir = GUEST_CACHE_DIR): Promise<Gues
     throw new Error(`${BUSYBOX} is missing: install busybox-static`, { cause: e });
   });
   const e1000 = await readFile(kernel.e1000);
-  const recipe = createHash('sha256').update(INIT).update(UDHCPC_SCRIPT).update(RDP_BANNER).update(busybox).update(e1000).digest('hex').slice(0, 16);
+  const recipe = createHash('sha256').update(INIT).update(UDHCPC_SCRIPT).update(RDP_BANNER).update(RDP_RELAY).update(busybox).update(e1000).digest('hex').slice(0, 16);
   const initrd = join(cacheDir, `initrd-${recipe}.cpio`);
   const isFromCache = kernel.isFromCache && (await fileExists(initrd));
   if (!isFromCache) {
