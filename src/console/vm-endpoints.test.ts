@@ -50,6 +50,7 @@ function harness() {
   const live = async () => {
     endpoints.follow(URI);
     await flush();
+    streams[streams.length - 1]!.line('vmdesk-events-started');
     mock.timers.tick(SETTLE_MS);
     assert.deepEqual(endpoints.status(URI), { mode: 'events' });
   };
@@ -85,10 +86,15 @@ describe('VmEndpoints', () => {
     assert.equal(h.lookups.length, 2);
     await h.flush();
     mock.timers.tick(SETTLE_MS);
+    assert.deepEqual(h.endpoints.status(URI), { mode: 'lookup', reason: 'events starting' });
+    h.last().line('vmdesk-events-started');
+    await h.endpoints.find(win2019);
+    assert.equal(h.lookups.length, 3);
+    mock.timers.tick(SETTLE_MS);
     assert.deepEqual(h.endpoints.status(URI), { mode: 'events' });
     await h.endpoints.find(win2019);
     const again = await h.endpoints.find(win2019);
-    assert.equal(h.lookups.length, 3);
+    assert.equal(h.lookups.length, 4);
     assert.deepEqual(again, { target: { kind: 'tcp', host: '127.0.0.1', port: 5901 }, name: 'win2019' });
   });
 
@@ -165,6 +171,7 @@ describe('VmEndpoints', () => {
     mock.timers.tick(1000);
     assert.equal(h.streams.length, 2);
     await h.flush();
+    h.last().line('vmdesk-events-started');
     mock.timers.tick(SETTLE_MS);
     assert.deepEqual(h.endpoints.status(URI), { mode: 'events' });
     // The old stream's late lines are ignored.
@@ -178,6 +185,18 @@ describe('VmEndpoints', () => {
     h.endpoints.follow(URI);
     await h.flush();
     assert.deepEqual(h.endpoints.status(URI), { mode: 'lookup', reason: 'virsh: operation not permitted' });
+    await h.endpoints.find(win2019);
+    await h.endpoints.find(win2019);
+    assert.equal(h.lookups.length, 2);
+  });
+
+  it('a host that never says it started virsh (a shell that waits for EOF): given up, per-connection lookups', async () => {
+    const h = harness();
+    h.endpoints.follow(URI);
+    await h.flush();
+    mock.timers.tick(15_000);
+    assert.deepEqual(h.endpoints.status(URI), { mode: 'lookup', reason: 'the host did not start virsh event within 15 s' });
+    assert.equal(h.streams[0]!.closed, true);
     await h.endpoints.find(win2019);
     await h.endpoints.find(win2019);
     assert.equal(h.lookups.length, 2);

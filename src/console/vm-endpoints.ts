@@ -9,9 +9,10 @@
  * live, and only if no event arrived between the start of its lookup and its
  * end; any event that may name the domain (virsh prints names raw, so a line
  * can fit several) drops it before the next connection is served, a line that
- * cannot be read or a stream that ends drops everything. Until the stream has
- * run `settleMs` (virsh prints nothing when its callbacks are registered), and
- * whenever it is down, every connection is looked up as before.
+ * cannot be read or a stream that ends drops everything. Until the host's
+ * script has said it started virsh and then `settleMs` have passed (virsh
+ * prints nothing when its callbacks are registered), and whenever the stream
+ * is down, every connection is looked up as before.
  */
 import type { Duplex } from 'node:stream';
 import type { ChannelTarget, VmTarget } from '../forward/types.js';
@@ -36,8 +37,10 @@ export type LookupEndpoint = (t: VmTarget) => Promise<{ target: ChannelTarget; n
 export interface VmEndpointsOptions {
   startEvents: StartEventStream;
   lookup: LookupEndpoint;
-  /** How long a new stream must run before its silence is trusted. */
+  /** How long a new stream must run, after the host said it started virsh, before its silence is trusted. */
   settleMs?: number;
+  /** A stream whose host has not said it started virsh by then is given up (and tried again later). */
+  startTimeoutMs?: number;
   backoffInitialMs?: number;
   backoffMaxMs?: number;
   /** Guest addresses (RDP) are also dropped after this long: a lease can change without a domain event. */
@@ -79,7 +82,7 @@ export class VmEndpoints {
   private closed = false;
 
   constructor(opts: VmEndpointsOptions) {
-    this.opts = { settleMs: 1500, backoffInitialMs: 1000, backoffMaxMs: 30_000, addressMaxAgeMs: 30_000, now: Date.now, ...opts };
+    this.opts = { settleMs: 1500, startTimeoutMs: 15_000, backoffInitialMs: 1000, backoffMaxMs: 30_000, addressMaxAgeMs: 30_000, now: Date.now, ...opts };
   }
 
   /** Where `t` is now and the domain's name: the followed endpoint when the events vouch for it, else a fresh lookup. */
@@ -183,12 +186,10 @@ export class VmEndpoints {
             return;
           }
           w.handle = handle;
-          w.state = 'settling';
+          if (w.state !== 'starting') return;
           w.timer = setTimeout(() => {
-            if (!current() || w.state !== 'settling') return;
-            w.state = 'live';
-            w.failures = 0;
-          }, this.opts.settleMs);
+            if (current() && w.state === 'starting') this.onEnd(w, `the host did not start virsh event within ${this.opts.startTimeoutMs / 1000} s`);
+          }, this.opts.startTimeoutMs);
           w.timer.unref?.();
         },
         (err: unknown) => {
@@ -200,6 +201,19 @@ export class VmEndpoints {
   private onLine(w: Watcher, raw: string): void {
     const e = parseDomainEventLine(raw);
     if (e.kind === 'blank' || e.kind === 'summary') return;
+    if (e.kind === 'started') {
+      if (w.state !== 'starting') return;
+      clearTimeout(w.timer);
+      w.state = 'settling';
+      w.reason = 'events starting';
+      w.timer = setTimeout(() => {
+        if (w.state !== 'settling') return;
+        w.state = 'live';
+        w.failures = 0;
+      }, this.opts.settleMs);
+      w.timer.unref?.();
+      return;
+    }
     if (e.kind === 'exit') {
       this.onEnd(w, `virsh event exited with status ${e.code}`);
       return;

@@ -46,8 +46,9 @@ describe('parseDomainEventLine (virsh 9.0 event --all --loop, captured in the la
     assert.equal(parseDomainEventLine("event 'lifecycle' for network 'default': Started").kind, 'unknown');
   });
 
-  it("reads the script's own exit line", () => {
+  it("reads the script's own lines", () => {
     assert.deepEqual(parseDomainEventLine('vmdesk-events-exit 1'), { kind: 'exit', code: 1 });
+    assert.deepEqual(parseDomainEventLine('vmdesk-events-started'), { kind: 'started' });
   });
 
   it('graphics (a client connecting, as each forward does) does not move an endpoint; lifecycle, reboot and unknown events do', () => {

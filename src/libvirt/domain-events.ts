@@ -22,6 +22,8 @@ export type DomainEventLine =
   /** The count virsh prints when its loop ends. */
   | { kind: 'summary'; count: number }
   | { kind: 'blank' }
+  /** domainEventsScript's own line: the host's sh runs it and virsh was started. */
+  | { kind: 'started' }
   /** domainEventsScript's own line: virsh exited with `code`. */
   | { kind: 'exit'; code: number }
   /** Anything else (a name with a newline in it, a newer virsh): the safe reading is "something changed". */
@@ -37,8 +39,9 @@ export function domainEventsArgv(uri: string): string[] {
 }
 
 /**
- * The script SshChain.execStream runs: virsh in a background subshell that
- * prints `vmdesk-events-exit STATUS` when virsh ends (whatever the login shell
+ * The script SshChain.execStream runs: `vmdesk-events-started` once virsh is
+ * launched, virsh in a background subshell that prints
+ * `vmdesk-events-exit STATUS` when virsh ends (whatever the login shell
  * around /bin/sh does with its descriptors), and an EXIT trap that stops it
  * when the channel's EOF ends /bin/sh, so no virsh outlives its channel.
  */
@@ -53,6 +56,7 @@ export function domainEventsScript(uri: string): string {
     ') &',
     'vmdesk_events=$!',
     `trap 'kill "$vmdesk_events" 2>/dev/null' EXIT`,
+    'echo vmdesk-events-started',
   ].join('\n');
 }
 
@@ -60,6 +64,7 @@ export function domainEventsScript(uri: string): string {
 export function parseDomainEventLine(raw: string): DomainEventLine {
   const line = raw.replace(/\r$/, '').replace(TIMESTAMP, '');
   if (line.trim() === '') return { kind: 'blank' };
+  if (line === 'vmdesk-events-started') return { kind: 'started' };
   const exit = /^vmdesk-events-exit (\d+)$/.exec(line);
   if (exit) return { kind: 'exit', code: Number(exit[1]) };
   const summary = /^events received: (\d+)$/.exec(line);
