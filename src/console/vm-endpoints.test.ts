@@ -21,15 +21,15 @@ function harness() {
     [win2019.uuid, 'win2019'],
     [rhel8.uuid, 'rhel8'],
   ]);
-  const streams: { uri: string; line: (l: string) => void; end: (why: string) => void; closed: boolean }[] = [];
+  const streams: { uri: string; line: (l: string) => void; end: (why: string) => void; closed: boolean; holdSyncs: boolean; syncs: (() => void)[] }[] = [];
   let refuse: string | undefined;
   const lookups: string[] = [];
   let gate: Promise<void> | undefined;
   const startEvents: StartEventStream = async (uri, on) => {
     if (refuse !== undefined) throw new Error(refuse);
-    const s = { uri, ...on, closed: false };
+    const s = { uri, ...on, closed: false, holdSyncs: false, syncs: [] as (() => void)[] };
     streams.push(s);
-    return { close: () => void (s.closed = true) };
+    return { sync: () => new Promise<void>((r) => (s.holdSyncs ? s.syncs.push(r) : setImmediate(r))), close: () => void (s.closed = true) };
   };
   const endpoints = new VmEndpoints({
     startEvents,
@@ -224,6 +224,46 @@ describe('VmEndpoints', () => {
     assert.equal(h.lookups.length, 1);
     mock.timers.tick(30_000);
     await h.endpoints.find(rhel8Rdp);
+    assert.equal(h.lookups.length, 2);
+  });
+
+  it('open: an event that arrives before the sync answer keeps the old port from the connection', async () => {
+    const h = harness();
+    await h.live();
+    await h.endpoints.find(win2019);
+    h.last().holdSyncs = true;
+    const tried: number[] = [];
+    const streams: Duplex[] = [];
+    const opening = h.endpoints.open(win2019, async (t) => {
+      tried.push(port(t));
+      const d = new Duplex({ read() {} });
+      streams.push(d);
+      return d;
+    });
+    await h.flush();
+    // win2019 restarted a moment ago: its stop event was on the wire when the connection came.
+    h.last().line("event 'lifecycle' for domain 'win2019': Stopped Destroyed");
+    h.ports.set(win2019.uuid, 5903);
+    h.last().holdSyncs = false;
+    for (const r of h.last().syncs) r();
+    const { stream } = await opening;
+    assert.deepEqual(tried, [5901, 5903]);
+    assert.equal(streams[0]!.destroyed, true);
+    assert.equal(stream, streams[1]);
+    stream.destroy();
+  });
+
+  it('open: a sync that is never answered ends the stream and looks up', async () => {
+    const h = harness();
+    await h.live();
+    await h.endpoints.find(win2019);
+    h.last().holdSyncs = true;
+    const opening = h.endpoints.open(win2019, async () => new Duplex({ read() {} }));
+    await h.flush();
+    mock.timers.tick(10_000);
+    const { stream } = await opening;
+    stream.destroy();
+    assert.deepEqual(h.endpoints.status(URI), { mode: 'lookup', reason: 'the event stream stopped answering' });
     assert.equal(h.lookups.length, 2);
   });
 

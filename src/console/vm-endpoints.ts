@@ -16,7 +16,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { ChannelTarget, VmTarget } from '../forward/types.js';
-import { domainEventsScript, mayName, movesEndpoints, parseDomainEventLine } from '../libvirt/domain-events.js';
+import { domainEventsScript, mayName, movesEndpoints, parseDomainEventLine, syncCommand } from '../libvirt/domain-events.js';
 import { resolveVmEndpoint } from '../libvirt/remote.js';
 import type { SshChain } from '../ssh/chain.js';
 
@@ -25,6 +25,8 @@ export type EndpointsStatus = { mode: 'events' } | { mode: 'lookup'; reason: str
 
 /** A running event stream; `close` ends it (its `end` callback may still run). */
 export interface EventStreamHandle {
+  /** Resolves once every line the host printed before this call reached `line` (a barrier; domain-events.ts syncCommand). */
+  sync(): Promise<void>;
   close(): void;
 }
 
@@ -41,6 +43,8 @@ export interface VmEndpointsOptions {
   settleMs?: number;
   /** A stream whose host has not said it started virsh by then is given up (and tried again later). */
   startTimeoutMs?: number;
+  /** A stream that does not answer a sync by then is taken as broken. */
+  syncTimeoutMs?: number;
   backoffInitialMs?: number;
   backoffMaxMs?: number;
   /** Guest addresses (RDP) are also dropped after this long: a lease can change without a domain event. */
@@ -82,7 +86,7 @@ export class VmEndpoints {
   private closed = false;
 
   constructor(opts: VmEndpointsOptions) {
-    this.opts = { settleMs: 1500, startTimeoutMs: 15_000, backoffInitialMs: 1000, backoffMaxMs: 30_000, addressMaxAgeMs: 30_000, now: Date.now, ...opts };
+    this.opts = { settleMs: 1500, startTimeoutMs: 15_000, syncTimeoutMs: 10_000, backoffInitialMs: 1000, backoffMaxMs: 30_000, addressMaxAgeMs: 30_000, now: Date.now, ...opts };
   }
 
   /** Where `t` is now and the domain's name: the followed endpoint when the events vouch for it, else a fresh lookup. */
@@ -90,8 +94,8 @@ export class VmEndpoints {
     const w = this.watch(t.uri);
     const key = keyOf(t);
     if (w.state === 'live') {
-      const e = this.entries.get(key);
-      if (e && (!e.isAddress || this.opts.now() - e.foundAtMs < this.opts.addressMaxAgeMs)) return { target: e.target, name: e.name };
+      const e = this.validEntry(key);
+      if (e) return { target: e.target, name: e.name };
       this.entries.delete(key);
     }
     const wasLive = w.state === 'live';
@@ -105,18 +109,51 @@ export class VmEndpoints {
     return found;
   }
 
-  /** Open a channel to `t`; a followed endpoint that refuses is looked up once more (it may have moved with no event yet). */
+  /**
+   * Open a channel to `t`. A followed endpoint is opened at once, and in the
+   * same round trip the stream is synced (a barrier behind every event the
+   * host had printed): the channel is handed out only if no event dropped the
+   * endpoint meanwhile, so a VM restarted a moment ago is never reached at its
+   * old port. Otherwise, or when the endpoint refuses, it is looked up afresh.
+   */
   async open(t: VmTarget, openChannel: (target: ChannelTarget) => Promise<Duplex>): Promise<{ stream: Duplex; name: string }> {
     const key = keyOf(t);
-    const cached = this.entries.has(key);
+    const w = this.watch(t.uri);
+    const entry = w.state === 'live' ? this.validEntry(key) : undefined;
+    const handle = w.handle;
+    if (entry && handle) {
+      const generation = w.generation;
+      const [opened, synced] = await Promise.allSettled([openChannel(entry.target), this.sync(w, handle)]);
+      const stillTrue = synced.status === 'fulfilled' && w.generation === generation && this.entries.get(key) === entry;
+      if (stillTrue && opened.status === 'fulfilled') return { stream: opened.value, name: entry.name };
+      if (opened.status === 'fulfilled') opened.value.destroy();
+      if (this.entries.get(key) === entry) this.entries.delete(key);
+    }
     const found = await this.find(t);
+    return { stream: await openChannel(found.target), name: found.name };
+  }
+
+  private validEntry(key: string): Entry | undefined {
+    const e = this.entries.get(key);
+    if (e && (!e.isAddress || this.opts.now() - e.foundAtMs < this.opts.addressMaxAgeMs)) return e;
+    return undefined;
+  }
+
+  private async sync(w: Watcher, handle: EventStreamHandle): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const generation = w.generation;
     try {
-      return { stream: await openChannel(found.target), name: found.name };
+      await Promise.race([
+        handle.sync(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('the event stream stopped answering')), this.opts.syncTimeoutMs);
+        }),
+      ]);
     } catch (err) {
-      if (!cached) throw err;
-      this.entries.delete(key);
-      const again = await this.find(t);
-      return { stream: await openChannel(again.target), name: again.name };
+      if (w.generation === generation && !this.closed) this.onEnd(w, (err as Error).message);
+      throw err;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -200,7 +237,7 @@ export class VmEndpoints {
 
   private onLine(w: Watcher, raw: string): void {
     const e = parseDomainEventLine(raw);
-    if (e.kind === 'blank' || e.kind === 'summary') return;
+    if (e.kind === 'blank' || e.kind === 'summary' || e.kind === 'sync') return;
     if (e.kind === 'started') {
       if (w.state !== 'starting') return;
       clearTimeout(w.timer);
@@ -269,10 +306,14 @@ export function chainEventStream(chain: SshChain): StartEventStream {
     let pending = '';
     let stderr = '';
     let ended = false;
+    let nextSync = 1;
+    const syncs = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
     const end = (why: string) => {
       if (ended) return;
       ended = true;
       p.close();
+      for (const s of syncs.values()) s.reject(new Error(why));
+      syncs.clear();
       on.end(why);
     };
     p.stdout.setEncoding('utf8');
@@ -282,7 +323,13 @@ export function chainEventStream(chain: SshChain): StartEventStream {
       while ((nl = pending.indexOf('\n')) >= 0) {
         const line = pending.slice(0, nl);
         pending = pending.slice(nl + 1);
+        // The line first: a sync resolves only after every line before it was handled.
         on.line(line);
+        const e = parseDomainEventLine(line);
+        if (e.kind === 'sync') {
+          syncs.get(e.id)?.resolve();
+          syncs.delete(e.id);
+        }
       }
     });
     p.stderr.setEncoding('utf8');
@@ -291,7 +338,19 @@ export function chainEventStream(chain: SshChain): StartEventStream {
     });
     p.stdout.on('end', () => end(endReason(null, stderr)));
     void p.closed.then(({ code }) => end(endReason(code, stderr)));
-    return { close: () => p.close() };
+    return {
+      sync: () =>
+        new Promise<void>((resolve, reject) => {
+          if (ended) {
+            reject(new Error('the event stream ended'));
+            return;
+          }
+          const id = nextSync++;
+          syncs.set(id, { resolve, reject });
+          p.write(syncCommand(id));
+        }),
+      close: () => p.close(),
+    };
   };
 }
 

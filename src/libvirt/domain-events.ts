@@ -24,6 +24,8 @@ export type DomainEventLine =
   | { kind: 'blank' }
   /** domainEventsScript's own line: the host's sh runs it and virsh was started. */
   | { kind: 'started' }
+  /** The answer to syncCommand(id): every line the host printed before it has been read. */
+  | { kind: 'sync'; id: number }
   /** domainEventsScript's own line: virsh exited with `code`. */
   | { kind: 'exit'; code: number }
   /** Anything else (a name with a newline in it, a newer virsh): the safe reading is "something changed". */
@@ -60,11 +62,23 @@ export function domainEventsScript(uri: string): string {
   ].join('\n');
 }
 
+/**
+ * What to send on the stream's stdin to get `vmdesk-events-sync ID` back: the
+ * host's /bin/sh, done with the script, reads its next command there. SSH
+ * keeps a channel's data in order (RFC 4254 s5.2), so the answer comes after
+ * every event virsh had printed when it ran: a barrier.
+ */
+export function syncCommand(id: number): string {
+  return `echo vmdesk-events-sync ${Math.trunc(id)}\n`;
+}
+
 /** Read one output line (without its newline). */
 export function parseDomainEventLine(raw: string): DomainEventLine {
   const line = raw.replace(/\r$/, '').replace(TIMESTAMP, '');
   if (line.trim() === '') return { kind: 'blank' };
   if (line === 'vmdesk-events-started') return { kind: 'started' };
+  const sync = /^vmdesk-events-sync (\d+)$/.exec(line);
+  if (sync) return { kind: 'sync', id: Number(sync[1]) };
   const exit = /^vmdesk-events-exit (\d+)$/.exec(line);
   if (exit) return { kind: 'exit', code: Number(exit[1]) };
   const summary = /^events received: (\d+)$/.exec(line);

@@ -104,6 +104,8 @@ export interface RemoteProcess {
   stderr: Readable;
   /** Settles when the channel closes, with the exit status if the host sent one. */
   closed: Promise<{ code: number | null; signal: string | undefined }>;
+  /** Send more input to the script's /bin/sh (read once the script is done). */
+  write(data: string): void;
   /** Close the channel: the script's /bin/sh reads EOF and exits. */
   close(): void;
 }
@@ -324,7 +326,7 @@ export class SshChain extends EventEmitter {
         });
         const closed = new Promise<{ code: number | null; signal: string | undefined }>((done) => stream.on('close', () => done({ code, signal })));
         stream.write(input);
-        resolve({ stdout: stream, stderr: stream.stderr, closed, close: () => void stream.close() });
+        resolve({ stdout: stream, stderr: stream.stderr, closed, write: (data) => void stream.write(data), close: () => void stream.close() });
       });
     });
   }
