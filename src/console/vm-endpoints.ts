@@ -308,10 +308,17 @@ export function chainEventStream(chain: SshChain): StartEventStream {
     let ended = false;
     let nextSync = 1;
     const syncs = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
+    const close = () => {
+      try {
+        p.close();
+      } catch {
+        // The chain under it is gone already: so is the channel.
+      }
+    };
     const end = (why: string) => {
       if (ended) return;
       ended = true;
-      p.close();
+      close();
       for (const s of syncs.values()) s.reject(new Error(why));
       syncs.clear();
       on.end(why);
@@ -349,7 +356,7 @@ export function chainEventStream(chain: SshChain): StartEventStream {
           syncs.set(id, { resolve, reject });
           p.write(syncCommand(id));
         }),
-      close: () => p.close(),
+      close,
     };
   };
 }
