@@ -2,13 +2,14 @@
  * A tunnel: a set of local listeners whose connections become channels of one
  * SSH chain. The chain is shared with every other tunnel to the same hops
  * (see ChainPool), so 101 forwards cost one connection per hop. A VM target
- * is looked up on the hypervisor again for every new connection, by the UUID
- * its name was resolved to once (never by name: virsh reads a name as an ID
- * or a UUID first).
+ * is found by the UUID its name was resolved to once (never by name: virsh
+ * reads a name as an ID or a UUID first), from the host's followed endpoints
+ * (console/vm-endpoints.ts), or looked up per connection when libvirt's
+ * events are unavailable.
  */
 import { Forwarder, type ForwardStats } from '../forward/forwarder.js';
 import type { ForwardSpec } from '../forward/types.js';
-import { resolveVmTarget } from '../libvirt/remote.js';
+import { vmEndpointsOf, type EndpointsStatus } from '../console/vm-endpoints.js';
 import type { HopState, SshChain } from '../ssh/chain.js';
 
 /** What `vmdesk ps --json` prints per tunnel. */
@@ -21,6 +22,8 @@ export interface TunnelInfo {
   pid: number;
   hops: HopState[];
   forwards: ForwardStats[];
+  /** For a VM forward: how its new connections find the VM's endpoint. */
+  endpoints?: EndpointsStatus;
 }
 
 export interface TunnelOptions {
@@ -38,16 +41,19 @@ export class Tunnel {
   readonly chain: SshChain;
   readonly since = Date.now();
   private readonly forwarder: Forwarder;
+  private readonly vmUri: string | undefined;
 
   constructor(opts: TunnelOptions) {
     this.id = opts.id;
     this.dest = opts.dest;
     this.chain = opts.chain;
     const chain = opts.chain;
-    const exec = (command: string) => chain.exec(command);
+    const vm = opts.specs.find((s) => s.target.kind === 'vm')?.target;
+    this.vmUri = vm?.kind === 'vm' ? vm.uri : undefined;
+    if (this.vmUri !== undefined) vmEndpointsOf(chain, opts.dest).follow(this.vmUri);
     this.forwarder = new Forwarder(
       opts.specs,
-      async (target, origin) => chain.openChannel(target.kind === 'vm' ? await resolveVmTarget(exec, target, opts.dest) : target, origin),
+      async (target, origin) => target.kind === 'vm' ? (await vmEndpointsOf(chain, opts.dest).open(target, (t) => chain.openChannel(t, origin))).stream : chain.openChannel(target, origin),
       {
         autoPort: opts.autoPort ?? false,
         ...(opts.log ? { log: opts.log } : {}),
@@ -64,7 +70,9 @@ export class Tunnel {
     const hops = this.chain.hopStates();
     const state = hops.every((h) => h.state === 'up') ? 'up' : hops.some((h) => h.state === 'connecting') ? 'connecting' : 'down';
     const since = Math.max(this.since, ...hops.map((h) => h.since));
-    return { id: this.id, dest: this.dest, chain: this.chain.label, state, since, pid: process.pid, hops, forwards: this.forwarder.stats() };
+    const info: TunnelInfo = { id: this.id, dest: this.dest, chain: this.chain.label, state, since, pid: process.pid, hops, forwards: this.forwarder.stats() };
+    if (this.vmUri !== undefined) info.endpoints = vmEndpointsOf(this.chain, this.dest).status(this.vmUri);
+    return info;
   }
 
   async close(): Promise<void> {

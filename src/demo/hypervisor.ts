@@ -11,6 +11,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { QEMU_CONF_PATH } from '../libvirt/edits.js';
+import { domainEventsScript } from '../libvirt/domain-events.js';
 import { DEFAULT_URI } from '../libvirt/virsh-argv.js';
 import { QEMU_PROCESS_SCRIPT } from '../libvirt/qemu-processes.js';
 import { splitCommandLine } from './command-line.js';
@@ -19,7 +20,7 @@ import { updateDhcpHosts, type DhcpHostCommand } from './dhcp-host-update.js';
 import { readDomainDefinition } from './domain-define.js';
 import { BACKUP_DIR, recognizeHostScript } from './host-scripts.js';
 import { libvirtQemuProcess, renderQemuProcessList } from './qemu-process-list.js';
-import type { ExecHandler, ForwardEndpoint } from './ssh-server.js';
+import type { ExecContext, ExecHandler, ForwardEndpoint } from './ssh-server.js';
 
 export { splitCommandLine } from './command-line.js';
 
@@ -356,6 +357,8 @@ function mktempName(): string {
 export class DemoHypervisor {
   readonly uri: string;
   private readonly domains: LiveDomain[];
+  /** The open `virsh event` streams (streamEvents). */
+  private readonly eventWriters = new Set<(line: string) => void>();
   private readonly networks: LiveNetwork[];
   private readonly handStartedQemus: DemoQemuProcess[];
   private readonly qemuConf: string;
@@ -384,11 +387,44 @@ export class DemoHypervisor {
 
   /** The handler for DemoSshServer's `exec` option. */
   readonly exec: ExecHandler = async (ctx) => {
+    if (ctx.command === domainEventsScript(this.uri)) return this.streamEvents(ctx);
     const r = await this.run(ctx.command, ctx.stdin);
     if (r.stdout) ctx.stdout(r.stdout);
     if (r.stderr) ctx.stderr(r.stderr);
     return r.code;
   };
+
+  /**
+   * `virsh event --all --loop` as domainEventsScript runs it: the started
+   * line, then one lifecycle line per change in virsh 9's words, and the
+   * answers to syncCommand, until the channel closes (the EXIT trap's kill).
+   */
+  private async streamEvents(ctx: ExecContext): Promise<number> {
+    ctx.stdout('vmdesk-events-started\n');
+    const write = (line: string) => ctx.stdout(`${line}\n`);
+    // /bin/sh's next commands: only syncCommand's echo is vmdesk's to send.
+    let input = '';
+    ctx.onInput((d) => {
+      input += d.toString('utf8');
+      let nl: number;
+      while ((nl = input.indexOf('\n')) >= 0) {
+        const sync = /^echo (vmdesk-events-sync \d+)$/.exec(input.slice(0, nl));
+        input = input.slice(nl + 1);
+        if (sync) write(sync[1]!);
+      }
+    });
+    this.eventWriters.add(write);
+    try {
+      await ctx.closed;
+    } finally {
+      this.eventWriters.delete(write);
+    }
+    return 143;
+  }
+
+  private lifecycleEvent(d: LiveDomain, detail: string): void {
+    for (const write of this.eventWriters) write(`event 'lifecycle' for domain '${d.def.name}': ${detail}`);
+  }
 
   /** Start the consoles of the domains that run from the outset (needs `startConsole`). */
   async serveConsoles(): Promise<void> {
@@ -705,6 +741,7 @@ export class DemoHypervisor {
     const existing = this.domains.find((d) => d.def.uuid === r.def.uuid);
     if (existing) existing.def = r.def;
     else this.domains.push({ def: r.def, state: 'shut off', reason: 'unknown' });
+    this.lifecycleEvent(existing ?? this.domains[this.domains.length - 1]!, existing ? 'Defined Updated' : 'Defined Added');
     this.opts.log?.(`demo hypervisor: defined ${r.def.name}${existing?.state === 'running' ? ' (applies at its next start)' : ''}`);
     return ok(`Domain '${r.def.name}' defined from ${file}\n\n`);
   }
@@ -809,6 +846,7 @@ export class DemoHypervisor {
     d.live = live;
     d.state = 'running';
     d.reason = reason;
+    this.lifecycleEvent(d, 'Started Booted');
     d.id = this.nextId++;
     d.vnet = this.nextVnet++;
     d.pty = this.nextPty++;
@@ -828,6 +866,7 @@ export class DemoHypervisor {
     const screen = d.console;
     d.state = 'shut off';
     d.reason = reason;
+    this.lifecycleEvent(d, reason === 'shutdown' ? 'Stopped Shutdown' : reason === 'failed' ? 'Stopped Failed' : 'Stopped Destroyed');
     delete d.live;
     delete d.shutdownTimer;
     delete d.id;

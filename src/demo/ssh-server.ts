@@ -28,6 +28,10 @@ export interface ExecContext {
    * script's standard input.
    */
   stdin: () => Promise<Buffer>;
+  /** Settles when the client closes the channel: a long-running command (virsh event --loop) ends then. */
+  closed: Promise<void>;
+  /** Input that arrives after a REMOTE_SHELL_COMMAND script (what /bin/sh would read as its next commands). */
+  onInput: (listener: (data: Buffer) => void) => void;
 }
 export type ExecHandler = (ctx: ExecContext) => Promise<number> | number;
 
@@ -81,6 +85,31 @@ function stdinReader(ch: ServerChannel): () => Promise<Buffer> {
       ch.once('end', done);
       ch.once('close', done);
     }));
+}
+
+/** The framed script on a REMOTE_SHELL_COMMAND channel: as soon as it is complete (as /bin/sh runs a group once read), or all input at EOF. */
+function scriptReader(ch: ServerChannel): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const finish = () => {
+      ch.removeListener('data', onData);
+      resolve(Buffer.concat(chunks));
+    };
+    const onData = (d: Buffer) => {
+      size += d.length;
+      if (size > STDIN_LIMIT_BYTES) {
+        ch.removeListener('data', onData);
+        reject(new Error(`stdin exceeds ${STDIN_LIMIT_BYTES} bytes`));
+        return;
+      }
+      chunks.push(d);
+      if (decodeRemoteScript(Buffer.concat(chunks))) finish();
+    };
+    ch.on('data', onData);
+    ch.once('end', finish);
+    ch.once('close', finish);
+  });
 }
 
 /** A TCP endpoint a forwarded channel is connected to. */
@@ -216,10 +245,11 @@ export class DemoSshServer {
           const ch = acceptExec();
           const handler = this.opts.exec;
           const run = async (): Promise<number> => {
-            const ctx: ExecContext = { command: info.command, user: this.opts.user, stdout: (d) => ch.write(d), stderr: (d) => ch.stderr.write(d), stdin: stdinReader(ch) };
+            const closed = new Promise<void>((resolve) => ch.once('close', () => resolve()));
+            const ctx: ExecContext = { command: info.command, user: this.opts.user, stdout: (d) => ch.write(d), stderr: (d) => ch.stderr.write(d), stdin: stdinReader(ch), closed, onInput: (listener) => void ch.on('data', listener) };
             if (info.command === REMOTE_SHELL_COMMAND) {
-              // What /bin/sh would do with the script on stdin: read it all, then run it with its own stdin.
-              const decoded = decodeRemoteScript(await ctx.stdin());
+              // What /bin/sh would do with the script on stdin: read the framed group whole (no need to wait for EOF), then run it with its own stdin.
+              const decoded = decodeRemoteScript(await scriptReader(ch));
               if (!decoded) {
                 ctx.stderr('sh: 1: Syntax error: not a vmdesk script\n');
                 return 2;

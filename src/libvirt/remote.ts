@@ -165,13 +165,18 @@ export async function resolveVncConsole(exec: RemoteExec, uri: string, uuid: Dom
   return { target: vncTarget(d, host), name: info.name };
 }
 
-/** Where a VM target points right now, looked up on the hypervisor. */
-export async function resolveVmTarget(exec: RemoteExec, t: VmTarget, host: string): Promise<ChannelTarget> {
-  if (t.service === 'rdp' && t.ip) return { kind: 'tcp', host: t.ip, port: t.port ?? 3389 };
+/** Where a VM target points right now, looked up on the hypervisor, and the VM's name there (what its events call it). */
+export async function resolveVmEndpoint(exec: RemoteExec, t: VmTarget, host: string): Promise<{ target: ChannelTarget; name: string }> {
+  if (t.service === 'rdp' && t.ip) return { target: { kind: 'tcp', host: t.ip, port: t.port ?? 3389 }, name: t.vm };
   // A target that reached the agent without a UUID (an older client) must not become a by-name lookup.
   if (typeof t.uuid !== 'string' || !isUuid(t.uuid)) throw new VmdeskError('VM_NOT_FOUND', `the forward to ${t.vm} names no VM UUID`, { context: { vm: t.vm, host }, hint: 'open the forward again (vmdesk stop, then vnc/rdp HOST/VM)' });
-  if (t.service === 'vnc') return (await resolveVncConsole(exec, t.uri, t.uuid, host)).target;
+  if (t.service === 'vnc') return resolveVncConsole(exec, t.uri, t.uuid, host);
   const d = await readDomain(exec, t.uri, t.uuid, { addresses: true });
   const a = guestAddress(d, host, ['DHCP leases', 'neighbour table']);
-  return { kind: 'tcp', host: a.ip, port: t.port ?? 3389 };
+  return { target: { kind: 'tcp', host: a.ip, port: t.port ?? 3389 }, name: d.name ?? t.vm };
+}
+
+/** Where a VM target points right now, looked up on the hypervisor. */
+export async function resolveVmTarget(exec: RemoteExec, t: VmTarget, host: string): Promise<ChannelTarget> {
+  return (await resolveVmEndpoint(exec, t, host)).target;
 }

@@ -8,13 +8,14 @@ import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { vmView, type VmView } from '../console/vm-view.js';
 import { rdpFileText } from '../console/rdp-file.js';
+import { vmEndpointsOf } from '../console/vm-endpoints.js';
 import { VmdeskError, isVmdeskError } from '../errors.js';
 import { Forwarder } from '../forward/forwarder.js';
 import type { VmTarget } from '../forward/types.js';
 import { pinnedIps } from '../libvirt/dhcp-hosts.js';
 import { changeListen, type ListenChange } from '../libvirt/edits.js';
 import type { DomainUuid } from '../libvirt/domain-list.js';
-import { readDomain, readInventory, resolveVmTarget, resolveVncConsole, type RemoteExec } from '../libvirt/remote.js';
+import { readDomain, readInventory, type RemoteExec } from '../libvirt/remote.js';
 import { guestAddress } from '../libvirt/vm-target.js';
 import { SshChain, type ChainOptions, type HopState } from '../ssh/chain.js';
 import type { HopSpec } from '../ssh/types.js';
@@ -221,19 +222,21 @@ export class HostSessions extends EventEmitter<HostSessionsEvents> {
     return change;
   }
 
-  /** A channel to the VM's VNC console, looked up on the hypervisor now (autoport consoles move on restart), and the VM's name. */
+  /** A channel to the VM's VNC console where the host's followed endpoints say it is now (autoport consoles move on restart), and the VM's name. */
   private async openConsoleChannel(name: string, uuid: DomainUuid): Promise<{ stream: Duplex; vm: string }> {
     const s = this.session(name);
     const chain = await this.chainOf(name);
-    const { target, name: vm } = await resolveVncConsole(this.execOf(chain), s.host.uri, uuid, name);
-    return { stream: await chain.openChannel(target), vm };
+    const t: VmTarget = { kind: 'vm', uri: s.host.uri, uuid, vm: uuid, service: 'vnc' };
+    const { stream, name: vm } = await vmEndpointsOf(chain, name).open(t, (target) => chain.openChannel(target));
+    return { stream, vm };
   }
 
   /**
    * The console page was just requested: look the console up and open its
    * channel now, while the browser loads the page, so its WebSocket finds the
-   * channel ready (the VM's first bytes wait in it). A fresh lookup, never a
-   * remembered address; unused after PREPARED_TTL_MS, it is closed.
+   * channel ready (the VM's first bytes wait in it). The endpoint is followed by
+   * libvirt's events or looked up now (vm-endpoints.ts); unused after
+   * PREPARED_TTL_MS, it is closed.
    */
   prepareConsole(name: string, uuid: DomainUuid): void {
     const key = `${name}\u0000${uuid}`;
@@ -323,7 +326,7 @@ export class HostSessions extends EventEmitter<HostSessionsEvents> {
     return { stream, serverAddr, ...this.track(key, t) };
   }
 
-  /** Start (or reuse) a loopback forward to the guest's RDP port, its IP found by MAC on every connection. */
+  /** Start (or reuse) a loopback forward to the guest's RDP port, its IP found by MAC and followed (vm-endpoints.ts). */
   async startRdp(name: string, uuid: DomainUuid): Promise<RdpForwardView> {
     const s = this.session(name);
     const key = `${name}\u0000${uuid}`;
@@ -337,7 +340,7 @@ export class HostSessions extends EventEmitter<HostSessionsEvents> {
     const vm = d.name ?? uuid;
     const target: VmTarget = { kind: 'vm', uri: s.host.uri, uuid, vm, service: 'rdp' };
     const forwarder = new Forwarder([{ bindAddress: '127.0.0.1', localPort: 0, target, source: `rdp ${name}/${vm}` }], async (t, origin) =>
-      chain.openChannel(t.kind === 'vm' ? await resolveVmTarget(exec, t, name) : t, origin),
+      t.kind === 'vm' ? (await vmEndpointsOf(chain, name).open(t, (c) => chain.openChannel(c, origin))).stream : chain.openChannel(t, origin),
     );
     const [stats] = await forwarder.listen();
     const raced = this.rdps.get(key);

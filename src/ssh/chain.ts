@@ -9,7 +9,7 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { createRequire } from 'node:module';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import ssh2 from 'ssh2';
 import type { Client as ClientType, ClientChannel } from 'ssh2';
 import { VmdeskError, isVmdeskError } from '../errors.js';
@@ -98,6 +98,18 @@ function fitPackets(channel: unknown, carrier: unknown): void {
   out.packetSize = Math.min(out.packetSize, carrierOut.packetSize - PACKET_OVERHEAD_BYTES);
 }
 
+/** A script still running on the destination (SshChain.execStream). */
+export interface RemoteProcess {
+  stdout: Readable;
+  stderr: Readable;
+  /** Settles when the channel closes, with the exit status if the host sent one. */
+  closed: Promise<{ code: number | null; signal: string | undefined }>;
+  /** Send more input to the script's /bin/sh (read once the script is done). */
+  write(data: string): void;
+  /** Close the channel: the script's /bin/sh reads EOF and exits. */
+  close(): void;
+}
+
 /** One multiplexed connection through a list of hops. */
 export class SshChain extends EventEmitter {
   readonly hops: readonly HopSpec[];
@@ -136,6 +148,11 @@ export class SshChain extends EventEmitter {
   /** Per-hop state, for status displays. */
   hopStates(): HopState[] {
     return this.states.map((s) => ({ ...s, ...(s.error ? { error: { ...s.error } } : {}) }));
+  }
+
+  /** True once close() was called: the chain never reconnects again. */
+  isClosed(): boolean {
+    return this.closed;
   }
 
   /** True when every hop is up. */
@@ -280,6 +297,36 @@ export class SshChain extends EventEmitter {
         stream.on('close', () => resolve({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(errOut) }));
         // Secrets (a domain XML with its VNC password) go inside the script on stdin, never on a command line the host's `ps` shows.
         stream.end(input);
+      });
+    });
+  }
+
+  /**
+   * Run a long-lived POSIX sh script on the destination and hand back its
+   * output as it comes. Same exec string and framing as exec(), but the
+   * channel's stdin stays open: after the script, /bin/sh waits for more input,
+   * and close() (or the chain dropping) gives it EOF, so it exits and its EXIT
+   * trap can stop what the script started in the background.
+   */
+  async execStream(script: string): Promise<RemoteProcess> {
+    const input = encodeRemoteScript(script);
+    const client = await this.lastClient();
+    const dest = this.hops[this.hops.length - 1]!.label;
+    return new Promise<RemoteProcess>((resolve, reject) => {
+      client.exec(REMOTE_SHELL_COMMAND, (err, stream) => {
+        if (err) {
+          reject(new VmdeskError('SSH_CHANNEL_REFUSED', `${dest} refused to run a command: ${err.message}`, { cause: err, context: { hop: dest } }));
+          return;
+        }
+        let code: number | null = null;
+        let signal: string | undefined;
+        stream.on('exit', (c: number | null, s?: string) => {
+          code = c;
+          signal = s ?? undefined;
+        });
+        const closed = new Promise<{ code: number | null; signal: string | undefined }>((done) => stream.on('close', () => done({ code, signal })));
+        stream.write(input);
+        resolve({ stdout: stream, stderr: stream.stderr, closed, write: (data) => void stream.write(data), close: () => void stream.close() });
       });
     });
   }

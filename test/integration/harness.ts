@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { DemoSshServer, generateEd25519 } from '../../src/demo/ssh-server.js';
+import { DemoSshServer, generateEd25519, type ExecHandler } from '../../src/demo/ssh-server.js';
 
 export interface Site {
   dir: string;
@@ -40,7 +40,7 @@ export function portOf(server: net.Server): number {
   return (server.address() as net.AddressInfo).port;
 }
 
-export async function startSite(opts: { targetPassword?: string } = {}): Promise<Site> {
+export async function startSite(opts: { targetPassword?: string; targetExec?: ExecHandler } = {}): Promise<Site> {
   const dir = mkdtempSync(join(tmpdir(), 'vmdesk-it-'));
   const client = generateEd25519('client');
   const keyFile = join(dir, 'id_ed25519');
@@ -51,6 +51,7 @@ export async function startSite(opts: { targetPassword?: string } = {}): Promise
     user: 'bob',
     authorizedKeys: [client.publicKey],
     ...(opts.targetPassword ? { password: opts.targetPassword } : {}),
+    ...(opts.targetExec ? { exec: opts.targetExec } : {}),
   });
   await jump.start();
   await target.start();

@@ -37,6 +37,7 @@ export async function psCommand(opts: { json?: boolean }): Promise<number> {
   });
   process.stdout.write(`${formatTable(['ID', 'DEST', 'STATE', 'HOPS', 'FORWARDS', 'CONNS', 'IN', 'OUT', 'SINCE'], rows)}\n`);
   for (const t of tunnels) {
+    if (t.endpoints) process.stdout.write(`tunnel ${t.id}: endpoints ${t.endpoints.mode === 'events' ? 'live (events)' : `looked up per connection (events unavailable: ${t.endpoints.reason})`}\n`);
     for (const h of t.hops) {
       if (h.state !== 'up' && h.error) process.stdout.write(`tunnel ${t.id}: ${h.label} ${h.state} for ${formatAge(h.since)}: ${h.error.message}\n`);
     }
