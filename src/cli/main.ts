@@ -295,6 +295,8 @@ function buildProgram(run: (p: Promise<number>) => void): Command {
 
 async function main(argv: string[]): Promise<number> {
   const json = argv.includes('--json');
+  // --debug is the flag form of VMDESK_DEBUG, which reportError reads (stack traces of internal errors).
+  if (argv.includes('--debug')) process.env.VMDESK_DEBUG = '1';
   let pending: Promise<number> | undefined;
   const program = buildProgram((p) => {
     pending = p;
