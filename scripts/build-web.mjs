@@ -19,6 +19,21 @@ const assets = join(out, 'assets');
 const require = createRequire(import.meta.url);
 const wasmSource = join(dirname(require.resolve('ironrdp-wasm')), 'rdp_client_bg.wasm');
 
+/** esbuild's options for every page script: one file per page (the console must not fetch a shared chunk before it can connect). */
+const pageBundle = {
+  absWorkingDir: root,
+  outdir: assets,
+  entryNames: '[name]',
+  format: 'esm',
+  bundle: true,
+  splitting: false,
+  minify: true,
+  sourcemap: 'linked',
+  target: ['chrome110', 'firefox110', 'safari16'],
+  tsconfig: join(web, 'tsconfig.json'),
+  logLevel: 'error',
+};
+
 try {
   await mkdir(assets, { recursive: true });
   const wasm = await readFile(wasmSource);
@@ -26,36 +41,8 @@ try {
   for (const old of await readdir(assets)) if (old.startsWith('ironrdp-') && old !== wasmName) await rm(join(assets, old));
   await Promise.all([
     writeFile(join(assets, wasmName), wasm),
-    build({
-      absWorkingDir: root,
-      entryPoints: [join(web, 'rdp.ts')],
-      outdir: assets,
-      entryNames: '[name]',
-      format: 'esm',
-      bundle: true,
-      splitting: false,
-      minify: true,
-      sourcemap: 'linked',
-      target: ['chrome110', 'firefox110', 'safari16'],
-      tsconfig: join(web, 'tsconfig.json'),
-      define: { __IRONRDP_WASM_URL__: JSON.stringify(`/assets/${wasmName}`) },
-      logLevel: 'error',
-    }),
-    build({
-      absWorkingDir: root,
-      entryPoints: ['dashboard', 'console-boot', 'console'].map((name) => join(web, `${name}.ts`)),
-      outdir: assets,
-      entryNames: '[name]',
-      format: 'esm',
-      bundle: true,
-      // One file per page: the console must not fetch a shared chunk before it can connect.
-      splitting: false,
-      minify: true,
-      sourcemap: 'linked',
-      target: ['chrome110', 'firefox110', 'safari16'],
-      tsconfig: join(web, 'tsconfig.json'),
-      logLevel: 'error',
-    }),
+    build({ ...pageBundle, entryPoints: [join(web, 'rdp.ts')], define: { __IRONRDP_WASM_URL__: JSON.stringify(`/assets/${wasmName}`) } }),
+    build({ ...pageBundle, entryPoints: ['dashboard', 'console-boot', 'console'].map((name) => join(web, `${name}.ts`)) }),
     copyFile(join(web, 'style.css'), join(assets, 'style.css')),
     ...['index.html', 'console.html', 'rdp.html'].map((page) => copyFile(join(web, page), join(out, page))),
   ]);
